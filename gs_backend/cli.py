@@ -1,0 +1,168 @@
+"""The ``gs-backend`` command line (DESIGN contract 5).
+
+Exit codes: 0 success; 2 bad input (one line naming the file and the field, no
+traceback); 130 interrupted by Ctrl-C (the output folder stays resumable);
+1 an unexpected internal error (a bug: the traceback is printed for the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gs_backend import __version__
+from gs_backend.errors import InputError
+
+if TYPE_CHECKING:
+    from gs_backend.dataset.render_run import FrameSelection
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gs-backend",
+        description="Render 3D Gaussian-splat scenarios into labelled datasets "
+                    "(images, instance masks, YOLO and COCO labels).")
+    parser.add_argument("--version", action="version", version=f"gs-backend {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = sub.add_parser("info", help="describe a Gaussian file (.ply, compressed .ply, .splat)")
+    info.add_argument("file", type=Path, metavar="FILE")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    render = sub.add_parser("render", help="render a gs-scenario file into a dataset folder")
+    render.add_argument("scenario", type=Path, metavar="SCENARIO")
+    render.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder (created; re-running resumes)")
+    render.add_argument("--device", default="auto",
+                        help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    render.add_argument("--frames", default=None, metavar="A:B",
+                        help="render frames A..B-1 of the scenario's list (0-based, "
+                             "Python slice; 'A:' and ':B' work, and a single index A)")
+    render.add_argument("--shard", default=None, metavar="I/N",
+                        help="render every N-th of the selected frames starting at I "
+                             "(0 <= I < N); N shards into one folder make one dataset")
+    render.add_argument("--overwrite", action="store_true",
+                        help="replace a dataset of a different scenario in --out")
+    render.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
+                        help="bar: a progress bar on a terminal; jsonl: one JSON event per "
+                             "line on stdout; none: quiet (default: bar)")
+    render.add_argument("--rasterizer", choices=("auto", "torch", "gsplat"), default="auto",
+                        help="auto: gsplat on CUDA, the torch rasterizer elsewhere")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        return _run_guarded(lambda: _info(args), jsonl=False)
+    return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
+
+
+def _run_guarded(action: Callable[[], int], *, jsonl: bool) -> int:
+    from gs_backend.progress import JsonlProgress
+
+    try:
+        return action()
+    except InputError as exc:
+        if jsonl:
+            JsonlProgress().error(exc.message)
+        print(f"gs-backend: error: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        message = "interrupted; finished frames are kept, run the same command to resume"
+        if jsonl:
+            JsonlProgress().error(message)
+        print(f"gs-backend: {message}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: keep the traceback for the report
+        import traceback
+
+        traceback.print_exc()
+        if jsonl:
+            JsonlProgress().error(f"internal error: {type(exc).__name__}: {exc}")
+        return EXIT_INTERNAL
+
+
+def _info(args: argparse.Namespace) -> int:
+    from gs_backend.io import describe_gaussians, format_summary
+
+    info = describe_gaussians(args.file)
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    from gs_backend.dataset.render_run import RenderOptions, render_dataset
+    from gs_backend.devices import resolve_device
+    from gs_backend.progress import make_progress
+    from gs_backend.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    selection = parse_selection(args.frames, args.shard, len(scenario.frames))
+    device = resolve_device(args.device)
+    if args.rasterizer == "gsplat" and device.type != "cuda":
+        raise InputError("--rasterizer", None, "gsplat needs a CUDA device (--device cuda)")
+    progress = make_progress(args.progress)
+    options = RenderOptions(out_dir=args.out, device=device, selection=selection,
+                            overwrite=args.overwrite, backend=args.rasterizer)
+    try:
+        render_dataset(scenario, options, progress)
+    except InputError as exc:
+        if args.progress != "jsonl":
+            raise
+        progress.error(exc.message)
+        print(f"gs-backend: error: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+_SLICE = re.compile(r"^\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?$")
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+def parse_selection(frames: str | None, shard: str | None, total: int) -> FrameSelection:
+    """``--frames A:B`` and ``--shard I/N`` -> a FrameSelection (validated)."""
+    start, stop = 0, None
+    if frames is not None:
+        m = _SLICE.match(frames)
+        if not m or (m.group(1) == "" and m.group(2) is None):
+            raise InputError("--frames", None, f"expected A:B, A: , :B or A, got {frames!r}")
+        a, b = m.group(1), m.group(2)
+        start = int(a) if a else 0
+        if b is None:  # a single index
+            if not -total <= start < total:
+                raise InputError("--frames", None,
+                                 f"frame {start} out of range: the scenario has {total} frames")
+            start = start % total
+            stop = start + 1
+        else:
+            stop = int(b) if b else None
+        if not frames_nonempty(start, stop, total):
+            raise InputError("--frames", None,
+                             f"{frames!r} selects no frames of the scenario's {total}")
+    shard_index, shard_count = 0, 1
+    if shard is not None:
+        m = _SHARD.match(shard)
+        if not m:
+            raise InputError("--shard", None, f"expected I/N such as 0/4, got {shard!r}")
+        shard_index, shard_count = int(m.group(1)), int(m.group(2))
+        if shard_count < 1 or not 0 <= shard_index < shard_count:
+            raise InputError("--shard", None,
+                             f"need 0 <= I < N, got I={shard_index}, N={shard_count}")
+    from gs_backend.dataset.render_run import FrameSelection
+
+    return FrameSelection(start, stop, shard_index, shard_count)
+
+
+def frames_nonempty(start: int, stop: int | None, total: int) -> bool:
+    return len(range(total)[start:stop]) > 0

@@ -1,0 +1,164 @@
+"""Dataset-wide files assembled from the per-frame records.
+
+``manifest.json``, ``data.yaml`` and the COCO files are rebuilt from every
+finished frame record in the folder, under a lock. So several ``--shard`` runs
+into one folder, or a resumed run, always end with one consistent dataset: the
+last run to finish writes the complete files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gs_backend import __version__
+from gs_backend.dataset.frame_outputs import read_record, record_is_complete
+from gs_backend.dataset.layout import SPLITS, DatasetLayout
+from gs_backend.io.atomic import write_text_atomic
+from gs_backend.labels import coco_categories, coco_document
+from gs_backend.scenario import Scenario
+
+MANIFEST_FORMAT = "gs-dataset-manifest"
+MANIFEST_VERSION = 1
+
+
+@contextlib.contextmanager
+def folder_lock(layout: DatasetLayout) -> Iterator[None]:
+    """An exclusive advisory lock on the output folder (POSIX; a no-op elsewhere)."""
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(layout.lock_file, "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: shards into one folder are not guarded there
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def finished_records(layout: DatasetLayout, scenario: Scenario,
+                     fingerprint: str) -> dict[str, dict[str, Any]]:
+    """Frame name -> record, for every frame of the scenario that is completely written."""
+    records: dict[str, dict[str, Any]] = {}
+    for frame in scenario.frames:
+        record = read_record(layout.record(frame.name))
+        if record is not None and record_is_complete(layout, record, fingerprint):
+            records[frame.name] = record
+    return records
+
+
+def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write manifest.json, data.yaml, COCO files (and scenario.json if absent).
+
+    Returns the manifest. ``extra`` is merged into the manifest's top level
+    (e.g. the device and the dropped non-finite counts of this run).
+    """
+    with folder_lock(layout):
+        records = finished_records(layout, scenario, fingerprint)
+        frames = [records[f.name] for f in scenario.frames if f.name in records]
+        manifest = build_manifest(scenario, fingerprint, frames, extra or {})
+        write_text_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
+        write_text_atomic(layout.data_yaml, data_yaml_text(layout.root, scenario.classes))
+        if scenario.output.coco:
+            for split in SPLITS:
+                doc = build_coco(scenario, [r for r in frames if r["split"] == split])
+                write_text_atomic(layout.coco(split), json.dumps(doc))
+        write_scenario_copy(layout, scenario)
+    return manifest
+
+
+def build_manifest(scenario: Scenario, fingerprint: str, frames: list[dict[str, Any]],
+                   extra: dict[str, Any]) -> dict[str, Any]:
+    public_frames = []
+    for record in frames:
+        entry = {k: v for k, v in record.items() if k not in ("fingerprint",)}
+        entry["instances"] = [
+            {k: v for k, v in inst.items() if k != "coco"} for inst in record["instances"]]
+        public_frames.append(entry)
+    labelled = sum(i["labelled"] for r in frames for i in r["instances"])
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "generator": f"gs_backend {__version__}",
+        "scenario_sha256": fingerprint,
+        "classes": list(scenario.classes),
+        "instruments": [
+            {"id": o.instance_id, "object": o.name, "class": o.class_name,
+             "class_index": o.class_index}
+            for o in scenario.instruments
+        ],
+        "frames_total": len(scenario.frames),
+        "frames_done": len(frames),
+        "complete": len(frames) == len(scenario.frames),
+        "labelled_instances": labelled,
+        **extra,
+        "frames": public_frames,
+    }
+
+
+def build_coco(scenario: Scenario, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """COCO instances document for one split. Image id = frame index + 1; annotation
+    ids run 1.. in (image, instance) order."""
+    images, annotations = [], []
+    for record in sorted(records, key=lambda r: r["index"]):
+        image_id = record["index"] + 1
+        images.append({"id": image_id, "file_name": Path(record["image"]).name,
+                       "width": record["width"], "height": record["height"]})
+        for inst in record["instances"]:
+            coco = inst.get("coco")
+            if coco is None:
+                continue
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id,
+                "category_id": inst["class_index"] + 1,
+                "segmentation": coco["segmentation"], "area": coco["area"],
+                "bbox": coco["bbox"], "iscrowd": 0,
+                "attributes": {"instance_id": inst["id"], "object": inst["object"]},
+            })
+    info = {"description": "rendered by gs_backend from 3D Gaussian splats",
+            "version": __version__}
+    return coco_document(images, annotations, coco_categories(list(scenario.classes)), info)
+
+
+def data_yaml_text(root: Path, classes: tuple[str, ...]) -> str:
+    """Ultralytics dataset YAML (strings JSON-quoted, which YAML reads as-is)."""
+    lines = [
+        "# Ultralytics YOLO dataset, written by gs_backend",
+        f"path: {json.dumps(str(root.resolve()))}",
+        "train: images/train",
+        "val: images/val",
+        "names:",
+    ]
+    lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(classes)]
+    if not classes:
+        lines[-1] = "names: {}"
+    return "\n".join(lines) + "\n"
+
+
+def write_scenario_copy(layout: DatasetLayout, scenario: Scenario) -> None:
+    """Keep the scenario next to the dataset, unless one is there already (the
+    Blender side writes it itself). Asset paths are rewritten relative to the folder."""
+    if layout.scenario_copy.exists():
+        return
+    raw = json.loads(json.dumps(scenario.raw))
+    for name, asset in raw.get("assets", {}).items():
+        asset["ply"] = _relative_or_absolute(scenario.assets[name].ply, layout.root)
+        if isinstance(asset.get("keep"), str):
+            asset["keep"] = scenario.assets[name].keep.tolist()  # type: ignore[union-attr]
+    write_text_atomic(layout.scenario_copy, json.dumps(raw, indent=1) + "\n")
+
+
+def _relative_or_absolute(path: Path, root: Path) -> str:
+    import os
+
+    try:
+        return Path(os.path.relpath(path, root.resolve())).as_posix()
+    except ValueError:  # different drives on Windows
+        return str(path)

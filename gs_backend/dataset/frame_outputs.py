@@ -1,0 +1,168 @@
+"""Everything one rendered frame contributes to the dataset.
+
+:func:`write_frame` runs in a worker thread: it derives the labels from the
+rendered planes, encodes the images, writes every file atomically and writes
+the frame's record last. The record's presence is what marks a frame as done,
+so an interrupted frame is simply rendered again on resume.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gs_backend.dataset.layout import DatasetLayout, Split
+from gs_backend.frame_renderer import FrameImages
+from gs_backend.io.atomic import write_bytes_atomic, write_text_atomic
+from gs_backend.labels import (
+    instance_stats,
+    rle_encode,
+    visible_instance_map,
+    yolo_detect_row,
+    yolo_segment_row,
+)
+from gs_backend.scenario import FrameSpec, OutputSettings, Scenario
+
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """What a worker needs to write one frame (all plain data, no tensors)."""
+
+    layout: DatasetLayout
+    scenario: Scenario
+    fingerprint: str
+    frame: FrameSpec
+    split: Split
+    images: FrameImages
+
+
+def write_frame(job: FrameJob) -> dict[str, Any]:
+    """Derive labels, write the frame's files and its record; return the record."""
+    layout, scenario, frame, split = job.layout, job.scenario, job.frame, job.split
+    out: OutputSettings = scenario.output
+    cam = frame.camera
+    instance_map = visible_instance_map(job.images.weights, out.mask_threshold)
+    stats = instance_stats(instance_map, len(scenario.instruments))
+
+    image_path = layout.image(split, frame.name, out.image_format)
+    write_bytes_atomic(image_path, encode_rgb(job.images.rgb, out.image_format))
+
+    instances: list[dict[str, Any]] = []
+    label_rows: list[str] = []
+    amodal_files: dict[str, str] = {}
+    for obj in scenario.instruments:
+        if obj.name not in frame.poses:
+            continue
+        iid = int(obj.instance_id)  # type: ignore[arg-type]
+        s = stats.get(iid)
+        pixels = int(s.pixels) if s is not None else 0
+        labelled = pixels > 0 and pixels >= out.min_visible_pixels
+        entry: dict[str, Any] = {
+            "id": iid, "object": obj.name, "class": obj.class_name,
+            "class_index": obj.class_index,
+            "box": None if s is None else [s.box.xmin, s.box.ymin, s.box.xmax, s.box.ymax],
+            "visible_pixels": pixels, "labelled": labelled,
+        }
+        if out.amodal and iid in job.images.amodal:
+            amodal_mask = job.images.amodal[iid] >= out.mask_threshold
+            amodal_pixels = int(amodal_mask.sum())
+            entry["amodal_pixels"] = amodal_pixels
+            entry["visible_fraction"] = (pixels / amodal_pixels) if amodal_pixels else 0.0
+            path = layout.amodal(split, frame.name, iid)
+            write_bytes_atomic(path, encode_png(amodal_mask.astype(np.uint8) * 255))
+            amodal_files[str(iid)] = layout.relative(path)
+        if labelled:
+            mask = instance_map == iid
+            if out.yolo_task == "segment":
+                row = yolo_segment_row(obj.class_index, mask, cam.width, cam.height)
+            else:
+                row = yolo_detect_row(obj.class_index, s.box, cam.width, cam.height)
+            if row:
+                label_rows.append(row)
+            if out.coco:
+                entry["coco"] = {
+                    "segmentation": rle_encode(mask),
+                    "area": pixels,
+                    "bbox": [s.box.xmin, s.box.ymin, s.box.xmax - s.box.xmin,
+                             s.box.ymax - s.box.ymin],
+                }
+        instances.append(entry)
+
+    label_path = layout.label(split, frame.name)
+    write_text_atomic(label_path, "".join(row + "\n" for row in label_rows))
+    record: dict[str, Any] = {
+        "name": frame.name, "index": frame.index, "split": split,
+        "fingerprint": job.fingerprint,
+        "width": cam.width, "height": cam.height,
+        "image": layout.relative(image_path), "label": layout.relative(label_path),
+    }
+    if out.masks:
+        mask_path = layout.mask(split, frame.name)
+        write_bytes_atomic(mask_path, encode_png(instance_map))
+        record["mask"] = layout.relative(mask_path)
+    if out.depth and job.images.depth is not None:
+        depth_path = layout.depth(split, frame.name)
+        write_bytes_atomic(depth_path, encode_npy(job.images.depth.astype(np.float32)))
+        record["depth"] = layout.relative(depth_path)
+    if amodal_files:
+        record["amodal"] = amodal_files
+    record["camera"] = cam.to_json()
+    record["poses"] = {k: v.tolist() for k, v in frame.poses.items()}
+    record["instances"] = instances
+    write_text_atomic(layout.record(frame.name), json.dumps(record))
+    return record
+
+
+def record_is_complete(layout: DatasetLayout, record: dict[str, Any], fingerprint: str) -> bool:
+    """True when the record belongs to this scenario and every file it names exists."""
+    if record.get("fingerprint") != fingerprint:
+        return False
+    paths = [record.get("image"), record.get("label"), record.get("mask"), record.get("depth")]
+    paths += list(record.get("amodal", {}).values())
+    return all(layout.root.joinpath(p).is_file() for p in paths if p)
+
+
+def to_uint8_rgb(rgb: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` float -> uint8 as round(clip(rgb, 0, 1) * 255) (contract 3)."""
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def encode_rgb(rgb: np.ndarray, image_format: str) -> bytes:
+    bgr = np.ascontiguousarray(to_uint8_rgb(rgb)[..., ::-1])
+    if image_format == "jpg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    else:
+        ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {image_format} image")
+    return buf.tobytes()
+
+
+def encode_png(plane: np.ndarray) -> bytes:
+    """Single-channel uint8 or uint16 PNG."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(plane))
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a PNG mask")
+    return buf.tobytes()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A frame record, or None when it is missing or unreadable (then the frame is redone)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

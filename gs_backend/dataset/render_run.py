@@ -1,0 +1,147 @@
+"""One ``gs-backend render`` run: select frames, render them, write the dataset.
+
+The renderer (main thread) never waits on image encoding: finished frames go
+to a small thread pool that derives labels, compresses images and writes files
+(OpenCV and numpy release the GIL). At most ``max_pending`` frames wait in the
+pool, which bounds memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gs_backend.dataset.assemble import assemble_dataset, finished_records
+from gs_backend.dataset.frame_outputs import FrameJob, write_frame
+from gs_backend.dataset.layout import DatasetLayout
+from gs_backend.dataset.output_folder import claim_output_folder
+from gs_backend.dataset.split import assign_splits
+from gs_backend.frame_renderer import FrameRenderer, prepare_assets
+from gs_backend.progress import Progress
+from gs_backend.raster import RasterBackend
+from gs_backend.scenario import FrameSpec, Scenario
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames this run renders: a slice of the frame list, then one shard of it.
+
+    ``start``/``stop`` are 0-based frame positions (``stop`` exclusive, None = end);
+    shard ``index`` of ``count`` takes every ``count``-th frame starting at ``index``.
+    """
+
+    start: int = 0
+    stop: int | None = None
+    shard_index: int = 0
+    shard_count: int = 1
+
+    def apply(self, frames: tuple[FrameSpec, ...]) -> list[FrameSpec]:
+        chosen = list(frames[self.start:self.stop])
+        return chosen[self.shard_index::self.shard_count]
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    out_dir: Path
+    device: torch.device
+    selection: FrameSelection = field(default_factory=FrameSelection)
+    overwrite: bool = False
+    backend: RasterBackend = "auto"
+    writer_threads: int = 2
+    max_pending: int = 4
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    out: Path
+    frames_total: int
+    frames_selected: int
+    frames_rendered: int
+    frames_skipped: int
+    frames_done: int
+    labelled_instances: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["out"] = str(self.out)
+        return d
+
+
+def render_dataset(scenario: Scenario, options: RenderOptions,
+                   progress: Progress) -> RenderSummary:
+    """Render the selected frames of ``scenario`` into ``options.out_dir``.
+
+    Frames already finished (same scenario) are kept. On KeyboardInterrupt the
+    frames already handed to the writers are completed, then the interrupt is
+    re-raised; the folder stays resumable.
+    """
+    t0 = time.perf_counter()
+    layout = DatasetLayout(options.out_dir)
+    fingerprint = scenario.fingerprint()
+    claim_output_folder(layout, fingerprint, overwrite=options.overwrite)
+
+    selected = options.selection.apply(scenario.frames)
+    done = finished_records(layout, scenario, fingerprint)
+    todo = [f for f in selected if f.name not in done]
+    skipped = len(selected) - len(todo)
+    splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
+                           scenario.output.split_seed)
+
+    assets = prepare_assets(scenario, options.device) if todo else {}
+    non_finite = {name: a.non_finite for name, a in assets.items() if a.non_finite}
+    for name, count in non_finite.items():
+        progress.log("warning", f"asset {name!r}: dropped {count} Gaussians with NaN or "
+                                f"infinite values ({scenario.assets[name].ply})")
+    progress.start(total=len(selected), skipped=skipped, device=str(options.device),
+                   out=str(layout.root),
+                   gaussians={name: a.gaussians.count for name, a in assets.items()})
+
+    renderer = FrameRenderer(scenario, assets, options.device, options.backend)
+    pending: deque[tuple[FrameSpec, Future[dict[str, Any]]]] = deque()
+    finished = skipped
+
+    def collect(block: bool) -> None:
+        nonlocal finished
+        while pending and (block or pending[0][1].done()):
+            frame, future = pending.popleft()
+            record = future.result()
+            finished += 1
+            progress.frame(finished, len(selected), frame.name,
+                           split=record["split"],
+                           instances=sum(i["labelled"] for i in record["instances"]),
+                           seconds=round(time.perf_counter() - t0, 3))
+
+    with ThreadPoolExecutor(options.writer_threads, thread_name_prefix="gs-writer") as pool:
+        try:
+            for frame in todo:
+                images = renderer.render(frame)
+                job = FrameJob(layout, scenario, fingerprint, frame, splits[frame.name], images)
+                pending.append((frame, pool.submit(write_frame, job)))
+                collect(block=False)
+                while len(pending) >= options.max_pending:
+                    pending[0][1].result()
+                    collect(block=False)
+            collect(block=True)
+        except BaseException:
+            # Let in-flight frames finish (each is atomic), drop what was not started.
+            for _, future in pending:
+                future.cancel()
+            raise
+
+    extra = {"device": str(options.device),
+             "non_finite_dropped": non_finite}
+    manifest = assemble_dataset(layout, scenario, fingerprint, extra)
+    summary = RenderSummary(
+        out=layout.root, frames_total=len(scenario.frames), frames_selected=len(selected),
+        frames_rendered=len(todo), frames_skipped=skipped,
+        frames_done=manifest["frames_done"], labelled_instances=manifest["labelled_instances"],
+        seconds=time.perf_counter() - t0)
+    progress.finish(**summary.as_dict())
+    return summary
