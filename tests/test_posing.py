@@ -1,0 +1,258 @@
+"""Similarity poses: parsing and refusal, quaternions, and posing whole Gaussian sets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gsplat.cuda._torch_impl import (
+    _quat_scale_to_covar_preci,
+    _quat_to_rotmat,
+    _spherical_harmonics,
+)
+
+from gs_backend.errors import PoseError
+from gs_backend.gaussians import Gaussians
+from gs_backend.posing import (
+    Similarity,
+    pose_gaussians,
+    quat_multiply,
+    quat_to_rotation_matrix,
+    rotation_matrix_to_quat,
+    similarity_from_matrix,
+)
+
+FIELD = "frames[3].poses.driver"
+SOURCE = "scenes/demo.json"
+
+
+def axis_angle(axis: list[float], degrees: float) -> np.ndarray:
+    a = np.asarray(axis, dtype=np.float64)
+    a = a / np.linalg.norm(a)
+    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    t = math.radians(degrees)
+    return np.eye(3) + math.sin(t) * k + (1 - math.cos(t)) * k @ k
+
+
+def pose_matrix(scale: float, rotation: np.ndarray, translation: list[float]) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3] = scale * rotation
+    m[:3, 3] = translation
+    return m
+
+
+def random_gaussians(n: int, degree: int, seed: int) -> Gaussians:
+    gen = torch.Generator().manual_seed(seed)
+    quats = torch.randn(n, 4, generator=gen)
+    return Gaussians(
+        means=torch.randn(n, 3, generator=gen) * 2,
+        quats=quats / quats.norm(dim=-1, keepdim=True),
+        scales=torch.rand(n, 3, generator=gen) * 0.1 + 0.01,
+        opacities=torch.rand(n, generator=gen) * 0.98 + 0.01,
+        sh=torch.randn(n, (degree + 1) ** 2, 3, generator=gen) * 0.5,
+    )
+
+
+# ---- parsing and refusal -------------------------------------------------------
+
+
+def test_similarity_round_trips_through_its_matrix() -> None:
+    rotation = axis_angle([1, 2, 3], 37)
+    m = pose_matrix(2.5, rotation, [1.0, -2.0, 0.5])
+    pose = similarity_from_matrix(m.tolist(), source=SOURCE, field=FIELD)
+    assert pose.scale == pytest.approx(2.5, abs=1e-12)
+    assert np.allclose(pose.rotation.numpy(), rotation, atol=1e-12)
+    assert np.allclose(pose.translation.numpy(), [1.0, -2.0, 0.5])
+    assert np.allclose(pose.matrix().numpy(), m, atol=1e-12)
+    # numpy and tensor inputs give the same result as nested lists
+    for same in (m, torch.from_numpy(m), torch.from_numpy(m).float()):
+        other = similarity_from_matrix(same, source=SOURCE, field=FIELD)
+        assert np.allclose(other.matrix().numpy(), m, atol=1e-5)
+
+
+def test_float32_noisy_pose_is_accepted_and_reorthonormalised() -> None:
+    rotation = axis_angle([0.2, -1, 0.7], 123)
+    m32 = pose_matrix(0.8, rotation, [0.1, 0.2, 0.3]).astype(np.float32)
+    m32[:3, :3] += np.random.default_rng(0).normal(0, 1e-7, (3, 3)).astype(np.float32)
+    pose = similarity_from_matrix(m32.tolist(), source=SOURCE, field=FIELD)
+    r = pose.rotation.numpy()
+    assert np.abs(r.T @ r - np.eye(3)).max() < 1e-13
+    assert np.linalg.det(r) == pytest.approx(1.0, abs=1e-13)
+    assert np.abs(r - rotation).max() < 1e-5
+    assert pose.scale == pytest.approx(0.8, rel=1e-5)
+
+
+def expected_anisotropy(linear: np.ndarray) -> float:
+    sigma = np.linalg.svd(linear, compute_uv=False)
+    return sigma[0] / sigma[-1] - 1
+
+
+@pytest.mark.parametrize(
+    "linear",
+    [
+        np.diag([1.0, 1.0, 1.25]) @ axis_angle([1, 1, 0], 30),  # non-uniform scale
+        np.array([[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),  # shear
+        np.diag([1.0, 1.0, 1.001]),  # small but above tolerance
+    ],
+    ids=["non_uniform", "shear", "slight"],
+)
+def test_shear_and_non_uniform_scale_are_refused_with_anisotropy(linear: np.ndarray) -> None:
+    m = np.eye(4)
+    m[:3, :3] = linear
+    with pytest.raises(PoseError) as caught:
+        similarity_from_matrix(m.tolist(), source=SOURCE, field=FIELD)
+    error = caught.value
+    anisotropy = expected_anisotropy(linear)
+    assert error.anisotropy == pytest.approx(anisotropy, rel=1e-9)
+    assert FIELD in str(error) and SOURCE in str(error)
+    assert f"anisotropy {anisotropy:.3g}" in str(error)
+
+
+def test_anisotropy_message_example() -> None:
+    m = np.diag([1.0, 1.25, 1.0, 1.0])
+    with pytest.raises(PoseError, match=r"anisotropy 0\.25 \(shear or non-uniform scale\)"):
+        similarity_from_matrix(m, source=SOURCE, field=FIELD)
+
+
+@pytest.mark.parametrize(
+    "linear",
+    [-2.0 * np.eye(3), np.diag([1.0, 1.0, -1.0]) @ axis_angle([0, 1, 1], 50)],
+    ids=["negative_scale", "mirror"],
+)
+def test_mirror_and_negative_scale_are_refused(linear: np.ndarray) -> None:
+    m = np.eye(4)
+    m[:3, :3] = linear
+    with pytest.raises(PoseError, match="negative determinant") as caught:
+        similarity_from_matrix(m, source=SOURCE, field=FIELD)
+    assert FIELD in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "problem"),
+    [
+        (np.eye(3), "4x4"),
+        ([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], "4x4"),
+        ([[1, 0, 0, 0], [0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "4x4"),
+        ([["a", 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "4x4"),
+        (np.diag([1.0, math.nan, 1.0, 1.0]), r"non-finite entries at \[1\]\[1\]"),
+        ([[1, 0, 0, math.inf], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "non-finite"),
+        ([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0.5, 0, 1]], "last row"),
+        (np.diag([1.0, 1.0, 1.0, 2.0]), "last row"),
+        (np.diag([0.0, 0.0, 0.0, 1.0]), "zero scale"),
+        (np.diag([1.0, 1.0, 0.0, 1.0]), "zero scale"),
+    ],
+    ids=[
+        "3x3", "3x4", "ragged", "text", "nan", "inf", "projective", "w2",
+        "zero", "flattened",
+    ],
+)  # fmt: skip
+def test_malformed_matrices_are_refused(matrix: object, problem: str) -> None:
+    with pytest.raises(PoseError, match=problem) as caught:
+        similarity_from_matrix(matrix, source=SOURCE, field=FIELD)
+    assert str(caught.value).startswith(f"{SOURCE}: {FIELD}: ")
+
+
+# ---- quaternions ---------------------------------------------------------------
+
+
+def test_quaternion_matrix_agrees_with_gsplat() -> None:
+    q = torch.randn(1000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(quat_to_rotation_matrix(q), _quat_to_rotmat(q), atol=1e-14)
+
+
+def test_quaternion_product_composes_like_matrix_product() -> None:
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(500, 4, generator=gen, dtype=torch.float64)
+    b = torch.randn(500, 4, generator=gen, dtype=torch.float64)
+    a, b = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    product = _quat_to_rotmat(quat_multiply(a, b))
+    assert torch.allclose(product, _quat_to_rotmat(a) @ _quat_to_rotmat(b), atol=1e-13)
+
+
+def test_rotation_matrix_to_quat_round_trips_every_angle() -> None:
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(2000, 4, generator=gen, dtype=torch.float64)
+    rotations = [_quat_to_rotmat(q)]
+    # 180-degree turns (trace -1) about axes and arbitrary axes, and the identity.
+    for axis in ([1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, -2, 3], [0, 1, 1e-9]):
+        rotations.append(torch.from_numpy(axis_angle(axis, 180))[None])
+    rotations.append(torch.from_numpy(axis_angle([0, 0, 1], 179.9999))[None])
+    rotations.append(torch.eye(3, dtype=torch.float64)[None])
+    r = torch.cat(rotations)
+    back = rotation_matrix_to_quat(r)
+    assert torch.allclose(back.norm(dim=-1), torch.ones(len(r), dtype=torch.float64))
+    assert (back[:, 0] >= 0).all()
+    assert (_quat_to_rotmat(back) - r).abs().max().item() < 1e-12
+
+
+# ---- posing Gaussians ------------------------------------------------------------
+
+POSES = {
+    "random": (1.7, axis_angle([0.3, -0.5, 0.8], 71.0), [0.5, -1.0, 2.0]),
+    "half_turn": (0.5, axis_angle([1, 0, 0], 180.0), [0.0, 0.0, -3.0]),
+    "axis_swap": (1.0, axis_angle([1, 1, 1], 120.0), [1.0, 1.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POSES))
+def test_posed_covariance_and_mean(name: str) -> None:
+    scale, rotation, translation = POSES[name]
+    pose = similarity_from_matrix(
+        pose_matrix(scale, rotation, translation), source=SOURCE, field=FIELD
+    )
+    g = random_gaussians(3000, 1, seed=4).to(torch.float64)
+    posed = pose_gaussians(g, pose)
+    r = torch.from_numpy(rotation)
+    covar, _ = _quat_scale_to_covar_preci(g.quats, g.scales, compute_preci=False)
+    posed_covar, _ = _quat_scale_to_covar_preci(posed.quats, posed.scales, compute_preci=False)
+    assert torch.allclose(posed_covar, scale**2 * r @ covar @ r.T, atol=1e-12)
+    expected_means = scale * g.means @ r.T + torch.tensor(translation, dtype=torch.float64)
+    assert torch.allclose(posed.means, expected_means, atol=1e-12)
+    assert torch.allclose(posed.scales, scale * g.scales)
+    assert torch.allclose(posed.quats.norm(dim=-1), torch.ones(g.count, dtype=torch.float64))
+    assert torch.equal(posed.opacities, g.opacities)
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+@pytest.mark.parametrize("name", sorted(POSES))
+def test_posed_colour_equals_local_colour_along_rotated_back_direction(
+    name: str, degree: int
+) -> None:
+    """A camera at c in world sees posed Gaussian i along d = m'_i - c; the local
+    camera c_local = R^T (c - t) / s sees the original along R^T d / s."""
+    scale, rotation, translation = POSES[name]
+    pose = similarity_from_matrix(
+        pose_matrix(scale, rotation, translation), source=SOURCE, field=FIELD
+    )
+    g = random_gaussians(3000, degree, seed=degree)
+    posed = pose_gaussians(g, pose)
+    assert posed.sh.dtype == torch.float32 and posed.means.dtype == torch.float32
+    camera = torch.tensor([0.7, -4.0, 1.5])
+    seen = _spherical_harmonics(degree, posed.means - camera, posed.sh)
+    r = torch.from_numpy(rotation).float()
+    local_dirs = (posed.means - camera) @ r  # rows of R^T d
+    expected = _spherical_harmonics(degree, local_dirs, g.sh)
+    assert (seen - expected).abs().max().item() <= 1e-5
+    local_camera = (camera - torch.tensor(translation).float()) @ r / scale
+    expected_again = _spherical_harmonics(degree, g.means - local_camera, g.sh)
+    assert (seen - expected_again).abs().max().item() <= 1e-4
+
+
+def test_identity_pose_returns_the_input_values() -> None:
+    g = random_gaussians(100, 3, seed=8)
+    posed = pose_gaussians(g, Similarity.identity())
+    for a, b in zip(posed._fields(), g._fields(), strict=True):
+        assert torch.equal(a, b)
+    parsed = similarity_from_matrix(np.eye(4), source=SOURCE, field=FIELD)
+    assert parsed.is_identity()
+
+
+def test_posing_keeps_dtype() -> None:
+    g = random_gaussians(10, 2, seed=9).to(torch.float64)
+    pose = similarity_from_matrix(
+        pose_matrix(2.0, axis_angle([0, 0, 1], 90), [1, 2, 3]), source=SOURCE, field=FIELD
+    )
+    posed = pose_gaussians(g, pose)
+    assert all(t.dtype == torch.float64 for t in posed._fields())
