@@ -25,6 +25,7 @@ from gs_backend.labels import (
     rle_encode,
     visible_instance_map,
     yolo_detect_row,
+    yolo_label_text,
     yolo_segment_row,
 )
 from gs_backend.scenario import FrameSpec, OutputSettings, Scenario
@@ -68,7 +69,7 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "id": iid, "object": obj.name, "class": obj.class_name,
             "class_index": obj.class_index,
-            "box": None if s is None else [s.box.xmin, s.box.ymin, s.box.xmax, s.box.ymax],
+            "box": None if s is None else list(s.box.as_xyxy()),
             "visible_pixels": pixels, "labelled": labelled,
         }
         if out.amodal and iid in job.images.amodal:
@@ -91,13 +92,12 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
                 entry["coco"] = {
                     "segmentation": rle_encode(mask),
                     "area": pixels,
-                    "bbox": [s.box.xmin, s.box.ymin, s.box.xmax - s.box.xmin,
-                             s.box.ymax - s.box.ymin],
+                    "bbox": list(s.box.as_xywh()),
                 }
         instances.append(entry)
 
     label_path = layout.label(split, frame.name)
-    write_text_atomic(label_path, "".join(row + "\n" for row in label_rows))
+    write_text_atomic(label_path, yolo_label_text(label_rows))
     record: dict[str, Any] = {
         "name": frame.name, "index": frame.index, "split": split,
         "fingerprint": job.fingerprint,
