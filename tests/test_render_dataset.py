@@ -1,0 +1,270 @@
+"""End to end: `gs-backend render` on a tiny scenario, checked through the files it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gs_backend.cli import main
+from tests.scenario_factory import modified, scenario_dict, write_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def render(scenario: Path, out: Path, *extra: str) -> int:
+    return main(["render", str(scenario), "--out", str(out), "--progress", "none", *extra])
+
+
+def read_mask(path: Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert mask is not None and mask.dtype == np.uint16, path
+    return mask
+
+
+def tight_box(mask: np.ndarray) -> list[int]:
+    ys, xs = np.nonzero(mask)
+    return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e")
+    scenario = write_scenario(folder)
+    out = folder / "out"
+    assert render(scenario, out) == 0
+    return scenario, out
+
+
+def test_layout_and_manifest(rendered):
+    _, out = rendered
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "gs-dataset-manifest" and manifest["complete"]
+    assert manifest["frames_done"] == manifest["frames_total"] == 4
+    assert [i["id"] for i in manifest["instruments"]] == [1, 2]
+    splits = [f["split"] for f in manifest["frames"]]
+    assert splits.count("val") == 1 and splits.count("train") == 3
+    for f in manifest["frames"]:
+        for key in ("image", "label", "mask"):
+            assert (out / f[key]).is_file()
+        assert f[key].startswith(f"masks/{f['split']}/")
+        assert f["camera"]["width"] == 64 and len(f["camera"]["K"]) == 3
+        assert set(f["poses"]) <= {"scene", "driver", "grasper"}
+        image = cv2.imread(str(out / f["image"]))
+        assert image.shape == (48, 64, 3)
+    text = (out / "data.yaml").read_text()
+    assert "train: images/train" in text and "val: images/val" in text
+    assert '0: "needle_driver"' in text and '1: "grasper"' in text
+    assert (out / "scenario.json").is_file()
+
+
+def test_instances_match_masks_labels_and_absence(rendered):
+    _, out = rendered
+    manifest = json.loads((out / "manifest.json").read_text())
+    frames = {f["name"]: f for f in manifest["frames"]}
+    # The grasper is far outside the view in frame 3 and absent from frame 4's poses.
+    f3 = {i["object"]: i for i in frames["frame_0003"]["instances"]}
+    assert f3["grasper"]["visible_pixels"] == 0 and not f3["grasper"]["labelled"]
+    assert f3["grasper"]["box"] is None
+    assert "grasper" not in {i["object"] for i in frames["frame_0004"]["instances"]}
+    labelled_total = 0
+    for f in manifest["frames"]:
+        mask = read_mask(out / f["mask"])
+        rows = [r.split() for r in (out / f["label"]).read_text().splitlines()]
+        labelled = [i for i in f["instances"] if i["labelled"]]
+        assert len(rows) == len(labelled)
+        labelled_total += len(labelled)
+        assert set(np.unique(mask)) - {0} == {i["id"] for i in f["instances"]
+                                              if i["visible_pixels"]}
+        for inst, row in zip(labelled, rows):
+            inst_mask = mask == inst["id"]
+            assert inst["visible_pixels"] == int(inst_mask.sum()) >= 5
+            assert inst["box"] == tight_box(inst_mask)
+            x0, y0, x1, y1 = inst["box"]
+            assert int(row[0]) == inst["class_index"]
+            expected = [(x0 + x1) / 128, (y0 + y1) / 96, (x1 - x0) / 64, (y1 - y0) / 48]
+            assert np.allclose([float(v) for v in row[1:]], expected, atol=1e-5)
+    assert labelled_total == manifest["labelled_instances"] > 0
+
+
+def test_coco_reproduces_masks(rendered):
+    from pycocotools.coco import COCO
+
+    _, out = rendered
+    manifest = json.loads((out / "manifest.json").read_text())
+    by_file = {Path(f["image"]).name: f for f in manifest["frames"]}
+    seen = 0
+    for split in ("train", "val"):
+        coco = COCO(str(out / "annotations" / f"instances_{split}.json"))
+        assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == [
+            "needle_driver", "grasper"]
+        assert coco.getCatIds() == [1, 2]
+        for image in coco.loadImgs(coco.getImgIds()):
+            frame = by_file[image["file_name"]]
+            assert frame["split"] == split
+            mask = read_mask(out / frame["mask"])
+            for ann in coco.loadAnns(coco.getAnnIds(imgIds=image["id"])):
+                inst = next(i for i in frame["instances"]
+                            if i["id"] == ann["attributes"]["instance_id"])
+                assert np.array_equal(coco.annToMask(ann).astype(bool), mask == inst["id"])
+                assert ann["category_id"] == inst["class_index"] + 1
+                assert ann["area"] == inst["visible_pixels"]
+                seen += 1
+    assert seen == manifest["labelled_instances"]
+
+
+def test_resume_keeps_finished_frames(tmp_path):
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out, "--frames", "0:2") == 0
+    partial = json.loads((out / "manifest.json").read_text())
+    assert partial["frames_done"] == 2 and not partial["complete"]
+    first = out / partial["frames"][0]["image"]
+    stamp = first.stat().st_mtime_ns
+    time.sleep(0.02)
+    assert render(scenario, out) == 0
+    full = json.loads((out / "manifest.json").read_text())
+    assert full["complete"] and first.stat().st_mtime_ns == stamp
+
+
+def test_frames_render_identically_when_split_into_shards(tmp_path):
+    scenario = write_scenario(tmp_path)
+    assert render(scenario, tmp_path / "whole") == 0
+    assert render(scenario, tmp_path / "sharded", "--shard", "1/2") == 0
+    assert render(scenario, tmp_path / "sharded", "--shard", "0/2") == 0
+    whole = json.loads((tmp_path / "whole/manifest.json").read_text())
+    sharded = json.loads((tmp_path / "sharded/manifest.json").read_text())
+    assert sharded["complete"]
+    assert sharded["frames"] == whole["frames"]
+    for f in whole["frames"]:
+        for key in ("image", "mask", "label"):
+            a = (tmp_path / "whole" / f[key]).read_bytes()
+            assert a == (tmp_path / "sharded" / f[key]).read_bytes()
+    for split in ("train", "val"):
+        name = f"annotations/instances_{split}.json"
+        assert json.loads((tmp_path / "whole" / name).read_text()) == json.loads(
+            (tmp_path / "sharded" / name).read_text())
+
+
+def test_other_scenario_refused_unless_overwrite(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out, "--frames", "0:1") == 0
+    (out / "my_notes.txt").write_text("keep me")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(modified(scenario_dict(), "output.val_fraction", 0.5)))
+    capsys.readouterr()
+    assert render(other, out) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and str(out) in err and "Traceback" not in err
+    assert render(other, out, "--overwrite") == 0
+    assert (out / "my_notes.txt").read_text() == "keep me"
+    assert json.loads((out / "manifest.json").read_text())["complete"]
+
+
+def test_options_amodal_depth_segment_jpg(tmp_path):
+    data = scenario_dict()
+    data["output"].update({"amodal": True, "depth": True, "yolo_task": "segment",
+                           "image_format": "jpg", "val_fraction": 0.0})
+    scenario = write_scenario(tmp_path, data)
+    out = tmp_path / "out"
+    assert render(scenario, out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not list((out / "images/val").glob("*")) if (out / "images/val").exists() else True
+    for f in manifest["frames"]:
+        assert f["image"].endswith(".jpg") and f["split"] == "train"
+        depth = np.load(out / f["depth"])
+        assert depth.shape == (48, 64) and depth.dtype == np.float32
+        mask = read_mask(out / f["mask"])
+        covered = mask > 0
+        # Everything in view is 0.85-1.0 units in front of the camera.
+        assert np.all((depth[covered] > 0.8) & (depth[covered] < 1.05))
+        for inst in f["instances"]:
+            if inst["visible_pixels"] == 0:
+                continue
+            amodal = cv2.imread(str(out / f["amodal"][str(inst["id"])]), cv2.IMREAD_UNCHANGED)
+            assert amodal.dtype == np.uint8
+            assert np.all(amodal[mask == inst["id"]] == 255)  # visible is within amodal
+            assert 0 < inst["visible_fraction"] <= 1
+            assert inst["amodal_pixels"] == int((amodal > 0).sum())
+        for row in (out / f["label"]).read_text().splitlines():
+            values = row.split()
+            assert len(values) >= 7 and len(values) % 2 == 1
+            assert all(0.0 <= float(v) <= 1.0 for v in values[1:])
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "gs_backend", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300, **kw)
+
+
+def test_jsonl_progress_events(tmp_path):
+    scenario = write_scenario(tmp_path)
+    proc = _cli("render", str(scenario), "--out", str(tmp_path / "out"), "--progress", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    frames = [e for e in events if e["event"] == "frame"]
+    assert [e["done"] for e in frames] == [1, 2, 3, 4]
+    assert all(e["total"] == 4 for e in frames)
+    assert events[-1]["frames_done"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["render", "{tmp}/missing.json", "--out", "{tmp}/o"], "missing.json: file not found"),
+        (["render", "{scenario}", "--out", "{tmp}/o", "--shard", "3/2"], "--shard"),
+        (["render", "{scenario}", "--out", "{tmp}/o", "--frames", "9:"], "--frames"),
+        (["render", "{scenario}", "--out", "{tmp}/o", "--device", "cuda:0"], "--device"),
+        (["render", "{broken}", "--out", "{tmp}/o"], "tool.ply"),
+        (["info", "{tmp}/assets/nothing.ply"], "nothing.ply"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, words):
+    import torch
+
+    if "cuda:0" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so --device cuda:0 is valid here")
+    scenario = write_scenario(tmp_path)
+    broken_dir = tmp_path / "broken"
+    broken = write_scenario(broken_dir)
+    (broken_dir / "assets/tool.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\n")
+    values = {"tmp": str(tmp_path), "scenario": str(scenario), "broken": str(broken)}
+    proc = _cli(*[a.format(**values) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert words in lines[0]
+
+
+def test_ctrl_c_exits_130_and_run_resumes(tmp_path):
+    scenario = write_scenario(tmp_path, frames=150)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gs_backend", "render", str(scenario), "--out", str(out),
+         "--progress", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=ROOT)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "frame":
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    assert not [p for p in out.rglob("*.tmp")]
+    for png in out.rglob("*.png"):
+        assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED) is not None, png
+    assert render(scenario, out) == 0
+    assert json.loads((out / "manifest.json").read_text())["frames_done"] == 150
