@@ -12,7 +12,7 @@ SPLITS: tuple[Split, ...] = ("train", "val")
 # Folders and files this tool owns inside an output folder. `--overwrite` removes
 # exactly these and nothing else, so a user's own files in the folder survive.
 OWNED_DIRS = ("images", "labels", "masks", "amodal", "depth", "annotations", ".gs-render")
-OWNED_FILES = ("manifest.json", "data.yaml", "contact_sheet.png")
+OWNED_FILES = ("manifest.json", "data.yaml")
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,30 @@ import tempfile
 from pathlib import Path
 
 
+def _default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give: 0o666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + ``os.replace`` in the same folder."""
+    """Write ``data`` to ``path`` via a temp file + ``os.replace`` in the same folder.
+
+    The file gets the usual permissions (0o666 minus the umask), not the private
+    0o600 of a temp file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        if hasattr(os, "chmod"):
+            os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:
