@@ -82,7 +82,8 @@ def format_summary(info: dict[str, Any]) -> str:
     if info["non_finite"]:
         count += (f" of {info['file_count']:,} rows ({info['non_finite']:,} dropped: "
                   "non-finite values or zero quaternion)")
-    lines = [str(info["file"]), f"  format     {fmt}", f"  gaussians  {count}"]
+    lines = [str(info["file"]), f"  format     {fmt}", f"  gaussians  {count}",
+             f"  non-finite {info['non_finite']:,}"]
     bounds = info.get("bounds")
     if bounds:
         spans = "  ".join(f"{axis} [{lo:.4g}, {hi:.4g}]"
