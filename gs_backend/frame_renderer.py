@@ -117,33 +117,31 @@ class FrameRenderer:
         camera_center = torch.as_tensor(
             np.linalg.inv(cam.world_to_camera)[:3, 3], dtype=torch.float32, device=self.device)
 
+        # Per object: its posed Gaussians, its colours at its own SH degree (no padding
+        # of low-degree assets) and its weight channels; concatenated once.
         parts: list[Gaussians] = []
-        channels: list[Tensor] = []
+        features: list[Tensor] = []
         present_instruments: dict[int, Gaussians] = {}
+        K_inst = self.num_instruments
         for name, obj in scenario.objects.items():
             if name not in frame.poses:
                 continue
             g = self.posed(name, frame.poses[name], f"frames[{frame.index}].poses.{name}")
-            parts.append(g)
-            channel = torch.full((g.count,), -1, dtype=torch.long, device=self.device)
+            weights = torch.zeros(g.count, K_inst, dtype=torch.float32, device=self.device)
             if obj.instance_id is not None:
-                channel.fill_(obj.instance_id - 1)
+                weights[:, obj.instance_id - 1] = 1.0
                 present_instruments[obj.instance_id] = g
-            channels.append(channel)
+            parts.append(g)
+            features.append(torch.cat([gaussian_colors(g.sh, g.means, camera_center), weights],
+                                      dim=1))
 
-        K_inst = self.num_instruments
         bg = torch.zeros(3 + K_inst, dtype=torch.float32, device=self.device)
         bg[:3] = torch.as_tensor(scenario.render.background, dtype=torch.float32)
         if parts:
-            scene = Gaussians.concat(parts)
-            rgb = gaussian_colors(scene.sh, scene.means, camera_center)
-            onehot = torch.zeros(scene.count, K_inst, dtype=torch.float32, device=self.device)
-            channel = torch.cat(channels)
-            rows = torch.nonzero(channel >= 0).squeeze(1)
-            onehot[rows, channel[rows]] = 1.0
             result = rasterize(
-                scene.means, scene.quats, scene.scales, scene.opacities,
-                torch.cat([rgb, onehot], dim=1), viewmat, K, cam.width, cam.height,
+                torch.cat([g.means for g in parts]), torch.cat([g.quats for g in parts]),
+                torch.cat([g.scales for g in parts]), torch.cat([g.opacities for g in parts]),
+                torch.cat(features), viewmat, K, cam.width, cam.height,
                 background=bg, near=scenario.render.near, far=scenario.render.far,
                 antialiased=scenario.render.antialiased, with_depth=out.depth,
                 backend=self.backend)
