@@ -106,4 +106,5 @@ class Gaussians:
             raise ValueError("Gaussians.concat needs at least one set")
         degree = max(p.sh_degree for p in parts)
         parts = [p.with_sh_degree(degree) for p in parts]
-        return Gaussians(*(torch.cat(ts, dim=0) for ts in zip(*(p._fields() for p in parts))))
+        fields = zip(*(p._fields() for p in parts), strict=True)
+        return Gaussians(*(torch.cat(ts, dim=0) for ts in fields))

@@ -84,7 +84,7 @@ def test_instances_match_masks_labels_and_absence(rendered):
         labelled_total += len(labelled)
         assert set(np.unique(mask)) - {0} == {i["id"] for i in f["instances"]
                                               if i["visible_pixels"]}
-        for inst, row in zip(labelled, rows):
+        for inst, row in zip(labelled, rows, strict=True):
             inst_mask = mask == inst["id"]
             assert inst["visible_pixels"] == int(inst_mask.sum()) >= 5
             assert inst["box"] == tight_box(inst_mask)
