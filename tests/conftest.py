@@ -8,6 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 
-collect_ignore_glob: list[str] = []
+collect_ignore: list[str] = []
 if importlib.util.find_spec("bpy") is None:
-    collect_ignore_glob.append("blender/*")
+    collect_ignore.append("blender")
