@@ -1,0 +1,56 @@
+"""GS Dataset Studio: labelled training images from Gaussian splats, designed in Blender.
+
+Blender side of the project (the extension ``gs_dataset_studio``). It imports splat
+files as point proxies, stores roles and classes on objects, exports the scene as a
+``gs-scenario`` file and runs the separate ``gs-backend`` renderer as a child process.
+It uses only what Blender ships (bpy, mathutils, bpy_extras, numpy, the standard
+library).
+
+Modules, one concern each:
+
+* ``preferences``: add-on preferences (backend command, device).
+* ``properties``: ``Object.gsds`` and ``Scene.gsds`` (the scripting surface).
+* ``ply_reader``, ``proxy_mesh``, ``operators_import``: ``gsds.import_ply``.
+* ``operators_export``: ``gsds.export_scenario``.
+* ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
+* ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.
+
+Scripts may also use the source folder directly::
+
+    import blender_addon
+    blender_addon.register()
+"""
+
+from __future__ import annotations
+
+from . import (
+    operators_export,
+    operators_import,
+    operators_render,
+    panels,
+    preferences,
+    properties,
+)
+
+# Registration order: data first, then the operators using it, then the UI drawing both.
+_MODULES = (preferences, properties, operators_import, operators_export, operators_render,
+            panels)
+
+
+def register() -> None:
+    """Register every module in order; on a failure, undo what was done and re-raise."""
+    done = []
+    try:
+        for module in _MODULES:
+            module.register()
+            done.append(module)
+    except Exception:
+        for module in reversed(done):
+            module.unregister()
+        raise
+
+
+def unregister() -> None:
+    """Unregister every module in reverse order."""
+    for module in reversed(_MODULES):
+        module.unregister()

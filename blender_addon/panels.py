@@ -1,0 +1,200 @@
+"""The sidebar (N panel) tab "GS Dataset" of the 3D viewport, and the status-bar progress.
+
+Panels only draw: they read ``Object.gsds`` / ``Scene.gsds`` and the render settings and
+call operators; nothing here changes data.
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+from bpy.types import Context, Panel, UILayout, UIList
+
+CATEGORY = "GS Dataset"
+
+
+def _is_proxy(obj: bpy.types.Object | None) -> bool:
+    """A mesh with a ``gs_index`` attribute (same test as proxy_mesh.is_proxy, no numpy)."""
+    return (obj is not None and obj.type == 'MESH'
+            and obj.data.attributes.get("gs_index") is not None)
+
+
+def image_size(scene: bpy.types.Scene) -> tuple[int, int]:
+    """The rendered image size in pixels: resolution x percentage, as Blender computes it."""
+    render = scene.render
+    scale = render.resolution_percentage / 100.0
+    return int(render.resolution_x * scale), int(render.resolution_y * scale)
+
+
+def draw_progress(layout: UILayout, settings, *, ring: bool = False) -> None:
+    """A progress bar for a running render (``UILayout.progress`` from Blender 4.0 on)."""
+    percent = round(100.0 * settings.progress)
+    text = f"{settings.status} ({percent}%)" if settings.status else f"Rendering {percent}%"
+    if hasattr(layout, "progress"):
+        layout.progress(factor=settings.progress, type='RING' if ring else 'BAR', text=text)
+    else:
+        layout.label(text=text, icon='RENDER_ANIMATION')
+
+
+class GSDS_UL_classes(UIList):
+    """The scene's class list: index (= class id in the labels) and editable name."""
+
+    bl_idname = "GSDS_UL_classes"
+
+    def draw_item(self, context: Context, layout: UILayout, data, item, icon: int,
+                  active_data, active_propname: str, index: int = 0, flt_flag: int = 0):
+        row = layout.row(align=True)
+        row.label(text=f"{index}")
+        row.prop(item, "name", text="", emboss=False)
+
+
+class GSDS_PT_object(Panel):
+    """Role, class and source of the active object."""
+
+    bl_idname = "GSDS_PT_object"
+    bl_label = "Splat Object"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = CATEGORY
+    bl_order = 0
+
+    @classmethod
+    def poll(cls, context: Context) -> bool:
+        return context.object is not None
+
+    def draw(self, context: Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        obj = context.object
+        if not _is_proxy(obj):
+            layout.label(text=f"{obj.name} is not a Gaussian splat proxy", icon='INFO')
+            layout.operator("gsds.import_ply", text="Import Gaussian Splat", icon='IMPORT')
+            return
+        settings = obj.gsds
+        layout.prop(settings, "role")
+        row = layout.row()
+        row.active = settings.role == 'INSTRUMENT'
+        row.prop(settings, "class_name", icon='BOOKMARKS')
+        if settings.role == 'INSTRUMENT' and not settings.class_name.strip():
+            layout.label(text="Set a class: instruments are labelled with it", icon='ERROR')
+
+        box = layout.box()
+        col = box.column(align=True)
+        path = bpy.path.abspath(settings.source_path) if settings.source_path else ""
+        col.label(text=os.path.basename(path) or "no source file", icon='FILE')
+        if path and not os.path.isfile(path):
+            col.label(text="Source file not found", icon='ERROR')
+        vertices = len(obj.data.vertices)
+        col.label(text=f"Gaussians: {settings.gaussian_count:,}")
+        if vertices != settings.gaussian_count:
+            col.label(text=f"Kept in this proxy: {vertices:,}")
+        col.label(text=f"SH degree: {settings.sh_degree}")
+        if settings.source_format:
+            col.label(text=f"Format: {settings.source_format}")
+        layout.prop(settings, "display_density", slider=True)
+
+
+class GSDS_PT_dataset(Panel):
+    """Scene-level dataset settings: classes, output, frames, label kinds."""
+
+    bl_idname = "GSDS_PT_dataset"
+    bl_label = "Dataset"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = CATEGORY
+    bl_order = 1
+
+    @classmethod
+    def poll(cls, context: Context) -> bool:
+        return context.scene is not None
+
+    def draw(self, context: Context) -> None:
+        layout = self.layout
+        scene = context.scene
+        settings = scene.gsds
+
+        layout.label(text="Classes")
+        row = layout.row()
+        row.template_list("GSDS_UL_classes", "", settings, "classes",
+                          settings, "active_class_index", rows=3)
+        buttons = row.column(align=True)
+        buttons.operator("gsds.class_add", text="", icon='ADD')
+        buttons.operator("gsds.class_remove", text="", icon='REMOVE')
+
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(settings, "output_dir")
+        layout.prop(settings, "frames")
+        width, height = image_size(scene)
+        row = layout.row()
+        row.label(text="Image Size")
+        row.label(text=f"{width} x {height} px")
+
+        col = layout.column(heading="Outputs")
+        col.prop(settings, "yolo_task")
+        col.prop(settings, "coco")
+        col.prop(settings, "masks")
+        col.prop(settings, "amodal")
+        col.prop(settings, "depth")
+        layout.prop(settings, "val_fraction", slider=True)
+        layout.prop(settings, "image_format")
+
+
+class GSDS_PT_render(Panel):
+    """Export the scenario or render the dataset; progress while the backend runs."""
+
+    bl_idname = "GSDS_PT_render"
+    bl_label = "Export & Render"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = CATEGORY
+    bl_order = 2
+
+    @classmethod
+    def poll(cls, context: Context) -> bool:
+        return context.scene is not None
+
+    def draw(self, context: Context) -> None:
+        layout = self.layout
+        settings = context.scene.gsds
+        if settings.is_rendering:
+            draw_progress(layout, settings)
+            layout.operator("gsds.cancel_render", text="Cancel", icon='CANCEL')
+        else:
+            row = layout.row()
+            row.scale_y = 1.5
+            row.operator("gsds.render_dataset", text="Render Dataset",
+                         icon='RENDER_ANIMATION')
+            layout.operator("gsds.export_scenario", text="Export Scenario...", icon='EXPORT')
+            if settings.status:
+                layout.label(text=settings.status)
+        if settings.last_summary:
+            box = layout.box()
+            for number, line in enumerate(settings.last_summary.splitlines()):
+                box.label(text=line, icon='INFO' if number == 0 else 'BLANK1')
+
+
+def draw_status_bar(self, context: Context) -> None:
+    """Status-bar hook (appended to ``STATUSBAR_HT_header``): progress while rendering."""
+    scene = getattr(context, "scene", None)
+    if scene is None or not scene.gsds.is_rendering:
+        return
+    row = self.layout.row(align=True)
+    draw_progress(row, scene.gsds, ring=True)
+
+
+classes = (GSDS_UL_classes, GSDS_PT_object, GSDS_PT_dataset, GSDS_PT_render)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.STATUSBAR_HT_header.append(draw_status_bar)
+
+
+def unregister() -> None:
+    bpy.types.STATUSBAR_HT_header.remove(draw_status_bar)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
