@@ -1,15 +1,20 @@
 # Two commands matter: `make demo` and `make test`. Everything else is made by them.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# bpy 5.0.1 exists for Python 3.11 only.
+PYTHON311 ?= $(shell command -v python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
+BLENDER_VENV := .venv-blender
+BPY := $(BLENDER_VENV)/bin/python
+BLENDER_STAMP := $(BLENDER_VENV)/.setup-done
 # How torch gets installed. Default: the CPU build. On a CUDA machine, e.g.
 #   make setup TORCH="torch==2.7.1 --index-url https://download.pytorch.org/whl/cu128"
 TORCH ?= -r requirements/torch-cpu.txt
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench extension clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(BLENDER_STAMP)
 
 $(STAMP): pyproject.toml requirements/torch-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,9 +23,20 @@ $(STAMP): pyproject.toml requirements/torch-cpu.txt
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+$(BLENDER_STAMP): requirements/blender.txt
+	@test -n "$(PYTHON311)" || { echo "python3.11 is needed for .venv-blender (bpy 5.0.1)"; exit 1; }
+	test -x $(BPY) || $(PYTHON311) -m venv $(BLENDER_VENV)
+	$(BPY) -m pip install -q --upgrade pip
+	$(BPY) -m pip install -q -r requirements/blender.txt
+	touch $@
+
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+	$(BPY) -m pytest -q tests/blender
+
+extension: setup
+	$(PY) scripts/build_extension.py
 
 lint: setup
 	$(PY) -m ruff check .
@@ -33,4 +49,4 @@ bench: setup
 	$(PY) scripts/bench_render.py
 
 clean:
-	rm -rf $(VENV) dist build *.egg-info demo-output bench-output
+	rm -rf $(VENV) $(BLENDER_VENV) dist build *.egg-info demo-output bench-output

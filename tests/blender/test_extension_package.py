@@ -1,0 +1,157 @@
+"""The extension zip: built by scripts/build_extension.py, accepted by Blender's own
+validator, installed and enabled by ``extensions.package_install_files``, and working.
+
+The install runs in a child process with its own empty ``BLENDER_USER_RESOURCES``: a
+fresh Blender that has never seen the source folder, so everything it does comes from
+the zip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import bpy
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+import build_extension  # noqa: E402
+
+PACKAGE = "bl_ext.user_default.gs_dataset_studio"
+
+
+def blender_ext_cli() -> Path:
+    """Blender's extension command-line tool, as shipped inside this bpy."""
+    scripts = Path(bpy.utils.system_resource('SCRIPTS'))
+    path = scripts / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    assert path.is_file(), f"blender_ext.py not found under {scripts}"
+    return path
+
+
+def validate(zip_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(blender_ext_cli()), "validate", str(zip_path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory) -> Path:
+    return build_extension.build(tmp_path_factory.mktemp("dist"))
+
+
+def test_zip_layout_and_name(built_zip):
+    manifest = (REPO / "blender_manifest.toml").read_text(encoding="utf-8")
+    version = build_extension.manifest_field(manifest, "version")
+    assert built_zip.name == f"gs_dataset_studio-{version}.zip"
+    with zipfile.ZipFile(built_zip) as archive:
+        names = archive.namelist()
+        assert archive.testzip() is None
+    sources = sorted(p.name for p in (REPO / "blender_addon").glob("*.py"))
+    assert names == sorted([*sources, "blender_manifest.toml"])
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_build_is_deterministic(built_zip, tmp_path):
+    again = build_extension.build(tmp_path)
+    assert again.read_bytes() == built_zip.read_bytes()
+
+
+def test_blender_validator_accepts_the_zip(built_zip):
+    run = validate(built_zip)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Success" in run.stdout
+
+
+def test_blender_validator_is_not_a_rubber_stamp(built_zip, tmp_path):
+    """Control: the same zip with a broken manifest is refused."""
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(built_zip) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "blender_manifest.toml":
+                data = data.replace(b'blender_version_min = "4.2.0"',
+                                    b'blender_version_min = "four"')
+            target.writestr(item, data)
+    run = validate(broken)
+    assert run.returncode != 0
+    assert "blender_version_min" in run.stdout + run.stderr
+
+
+INSTALL_SCRIPT = r"""
+import json, os, sys
+import bpy
+zip_path, ply_path = sys.argv[1], sys.argv[2]
+report = {}
+result = bpy.ops.extensions.package_install_files(
+    filepath=zip_path, repo='user_default', enable_on_install=True)
+report["install"] = sorted(result)
+package = "bl_ext.user_default.gs_dataset_studio"
+report["enabled"] = package in bpy.context.preferences.addons
+report["installed_files"] = sorted(os.listdir(
+    bpy.utils.user_resource('EXTENSIONS', path="user_default/gs_dataset_studio")))
+report["lazy_modules"] = [m for m in ("proxy_mesh", "ply_reader")
+                          if f"{package}.{m}" in sys.modules]
+operators = {}
+for idname in ("gsds.import_ply", "gsds.export_scenario", "gsds.render_dataset",
+               "gsds.cancel_render"):
+    module, name = idname.split(".")
+    try:
+        getattr(getattr(bpy.ops, module), name).get_rna_type()
+        operators[idname] = True
+    except KeyError:
+        operators[idname] = False
+report["operators"] = operators
+report["import_class_module"] = bpy.types.GSDS_OT_import_ply.__module__
+menu = [f for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+        if getattr(f, "__module__", "").startswith(package)]
+drawn = []
+class Layout:
+    def operator(self, idname, **kwargs):
+        drawn.append((idname, kwargs.get("text")))
+class Self:
+    layout = Layout()
+for draw in menu:
+    draw(Self(), bpy.context)
+report["import_menu"] = drawn
+prefs = bpy.context.preferences.addons[package].preferences
+report["preferences"] = [type(prefs).bl_idname, prefs.backend_command, prefs.device]
+module = sys.modules[package + ".preferences"]
+report["get_preferences"] = module.get_preferences(bpy.context) == prefs
+result = bpy.ops.gsds.import_ply(filepath=ply_path, role='BACKGROUND')
+obj = bpy.context.view_layer.objects.active
+report["import"] = sorted(result)
+report["object"] = [obj.name, len(obj.data.vertices), obj.gsds.role, obj.gsds.source_path,
+                    sorted(a.name for a in obj.data.attributes if a.name.startswith("gs_"))]
+print("REPORT " + json.dumps(report))
+"""
+
+
+def test_install_enable_and_use_the_zip(built_zip, tmp_path):
+    from ply_factory import write_inria_ply
+
+    ply = tmp_path / "tissue.ply"
+    write_inria_ply(ply, n=25, sh_degree=1)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
+    run = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built_zip), str(ply)],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+    assert report["install"] == ["FINISHED"] and report["enabled"]
+    assert "blender_manifest.toml" in report["installed_files"]
+    assert "__init__.py" in report["installed_files"]
+    assert report["lazy_modules"] == [], "registration must not import the import machinery"
+    assert report["operators"] == dict.fromkeys(report["operators"], True), report["operators"]
+    assert report["import_class_module"].startswith(PACKAGE), "operator not from the zip"
+    assert report["import_menu"] == [["gsds.import_ply", "Gaussian Splat (.ply)"]]
+    assert report["preferences"] == [PACKAGE, "gs-backend", "AUTO"]
+    assert report["get_preferences"] is True
+    assert report["import"] == ["FINISHED"]
+    name, vertices, role, source, attributes = report["object"]
+    assert (name, vertices, role) == ("tissue", 25, 'BACKGROUND')
+    assert Path(source) == ply.resolve()
+    assert attributes == ["gs_color", "gs_index", "gs_opacity", "gs_palette", "gs_scale"]
