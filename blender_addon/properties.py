@@ -47,6 +47,24 @@ IMAGE_FORMAT_ITEMS = (
 )
 
 
+
+
+def _blend_relative_path_options() -> set[str]:
+    """Options of path properties that may hold ``//`` (blend-relative) paths.
+
+    Blender 4.5+ warns when such a path is set on a property that did not opt in with
+    ``PATH_SUPPORTS_BLEND_RELATIVE``; older versions do not know the option (TypeError).
+    """
+    try:
+        StringProperty(options={'PATH_SUPPORTS_BLEND_RELATIVE'})
+    except TypeError:
+        return set()
+    return {'PATH_SUPPORTS_BLEND_RELATIVE'}
+
+
+BLEND_RELATIVE_PATH = _blend_relative_path_options()
+
+
 # --------------------------------------------------------------------------- class list
 
 
@@ -110,7 +128,7 @@ class GSDS_ObjectSettings(PropertyGroup):
         update=_class_name_update,
     )
     source_path: StringProperty(
-        name="Source File", subtype='FILE_PATH',
+        name="Source File", subtype='FILE_PATH', options=BLEND_RELATIVE_PATH,
         description="The Gaussian splat file this proxy was imported from",
     )
     gaussian_count: IntProperty(
@@ -139,6 +157,7 @@ class GSDS_SceneSettings(PropertyGroup):
     active_class_index: IntProperty(name="Active Class", min=0)
     output_dir: StringProperty(
         name="Output Folder", subtype='DIR_PATH', default="//gs_dataset/",
+        options=BLEND_RELATIVE_PATH,
         description="Folder the dataset is rendered into (// = next to the .blend file)",
     )
     frames: EnumProperty(name="Frames", items=FRAMES_ITEMS, default='ALL',

@@ -2,9 +2,20 @@
 """Build the bundled demo and render it: ``python scripts/make_demo.py --out DIR``.
 
 1. DIR/assets/*.ply and DIR/scenario.json: procedural stand-ins for a captured
-   tissue splat and two instrument splats, and a laparoscopic scenario.
-2. DIR/dataset/: the labelled dataset, rendered by ``gs-backend render``.
-3. DIR/contact_sheet.png: every frame with its boxes, classes and mask outlines.
+   tissue splat and two instrument splats, and a laparoscopic camera and instrument
+   trajectory.
+2. DIR/demo.blend: the same scene assembled in Blender through the add-on (the bpy
+   module of ``.venv-blender``, headless): the splats imported as point proxies, the
+   instruments and the camera keyed on every frame (``scripts/scenario_to_blend.py``).
+3. DIR/dataset/: the labelled dataset, rendered from demo.blend by
+   ``scripts/render_blend.py`` (which exports DIR/dataset/scenario.json and runs
+   ``gs-backend render``). With ``--no-blender`` the backend renders DIR/scenario.json
+   directly instead (for a backend-only install).
+4. DIR/contact_sheet.png: every frame with its boxes, classes and mask outlines.
+
+Open DIR/demo.blend in Blender (with the extension installed), move an instrument or
+the camera, and render again from the sidebar's GS Dataset tab or with
+``scripts/render_blend.py``.
 
 Re-running is cheap: assets whose parameters have not changed are kept, and the
 render resumes, making only the frames that are missing. When the assets or the
@@ -15,9 +26,13 @@ rendered afresh.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BLENDER_PYTHON = REPO / ".venv-blender" / "bin" / "python"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="Gaussians in the tissue asset (default 150000)")
     parser.add_argument("--instrument-count", type=int, default=25_000, metavar="N",
                         help="Gaussians in each instrument asset (default 25000)")
+    parser.add_argument("--blender-python", type=Path, default=DEFAULT_BLENDER_PYTHON,
+                        metavar="PYTHON", help="a Python with the bpy module (default: the "
+                                               "checkout's .venv-blender)")
+    parser.add_argument("--no-blender", action="store_true",
+                        help="skip Blender: render the demo scenario with the backend only")
     args = parser.parse_args(argv)
     for name in ("frames", "width", "height", "tissue_count", "instrument_count"):
         if getattr(args, name) < 1:
@@ -45,37 +65,63 @@ def main(argv: list[str] | None = None) -> int:
 
     out: Path = args.out
     started = time.perf_counter()
-    print(f"[1/3] building the demo assets and scenario in {out}")
+    steps = 3 if args.no_blender else 4
+    print(f"[1/{steps}] building the demo assets and scenario in {out}")
     inputs_before = _demo_inputs(out)
     scenario = build_demo(out, frames=args.frames, width=args.width, height=args.height,
                           tissue_count=args.tissue_count,
                           instrument_count=args.instrument_count)
     changed = _demo_inputs(out) != inputs_before
-
     dataset = out / "dataset"
-    render_args = ["render", str(scenario), "--out", str(dataset),
-                   "--device", args.device, "--progress", "bar"]
-    if changed and dataset.exists():
+    overwrite = ["--overwrite"] if changed and dataset.exists() else []
+    if overwrite:
         print("      the demo's assets or scenario changed: rendering the dataset afresh")
-        render_args.append("--overwrite")
-    print(f"[2/3] rendering {args.frames} frames into {dataset}")
-    code = backend_main(render_args)
+
+    if args.no_blender:
+        print(f"[2/{steps}] rendering {args.frames} frames into {dataset}")
+        code = backend_main(["render", str(scenario), "--out", str(dataset),
+                             "--device", args.device, "--progress", "bar", *overwrite])
+    else:
+        code = _through_blender(args, scenario, dataset, overwrite, steps)
     if code != 0:
-        print(f"make_demo: the render stopped with exit code {code}; run the same command "
-              "again to resume", file=sys.stderr)
+        print(f"make_demo: stopped with exit code {code}; run the same command again to "
+              "resume", file=sys.stderr)
         return code
 
     sheet = out / "contact_sheet.png"
-    print(f"[3/3] drawing the contact sheet {sheet}")
+    print(f"[{steps}/{steps}] drawing the contact sheet {sheet}")
     make_contact_sheet(dataset, sheet)
 
     elapsed = time.perf_counter() - started
     print(f"\ndone in {elapsed:.0f} s")
     print(f"  scenario:      {scenario}")
+    if not args.no_blender:
+        print(f"  Blender scene: {out / 'demo.blend'}")
     print(f"  assets:        {out / 'assets'}")
     print(f"  dataset:       {dataset}  (images/, labels/, masks/, annotations/, data.yaml)")
     print(f"  contact sheet: {sheet}")
     return 0
+
+
+def _through_blender(args: argparse.Namespace, scenario: Path, dataset: Path,
+                     overwrite: list[str], steps: int) -> int:
+    """Assemble demo.blend through the add-on, then render it with render_blend.py."""
+    blender_python = args.blender_python
+    if not blender_python.is_file():
+        print(f"make_demo: {blender_python}: no Python with the bpy module (run `make setup`, "
+              "or pass --blender-python, or --no-blender)", file=sys.stderr)
+        return 2
+    blend = scenario.parent / "demo.blend"
+    print(f"[2/{steps}] assembling {blend} in Blender through the add-on")
+    code = subprocess.call([str(blender_python), str(REPO / "scripts" / "scenario_to_blend.py"),
+                            str(scenario), "--out", str(blend)])
+    if code != 0:
+        return code
+    print(f"[3/{steps}] rendering {blend.name} into {dataset} (scripts/render_blend.py)")
+    # The backend is this Python (it has gs_backend), whichever venv runs the demo.
+    return subprocess.call([str(blender_python), str(REPO / "scripts" / "render_blend.py"),
+                            str(blend), "--out", str(dataset), "--backend", sys.executable,
+                            "--device", args.device, *overwrite])
 
 
 def _demo_inputs(out: Path) -> tuple[str, str] | None:

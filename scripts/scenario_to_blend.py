@@ -1,0 +1,268 @@
+"""Assemble a gs-scenario file as an animated Blender scene, through the add-on.
+
+    python scripts/scenario_to_blend.py SCENARIO.json --out SCENE.blend     # bpy module
+    blender -b --python scripts/scenario_to_blend.py -- SCENARIO.json --out SCENE.blend
+
+Every asset an object uses is imported with ``gsds.import_ply`` (one point proxy per
+object, named like the scenario's object, with its role and class); the camera and
+each object get a keyframe per scenario frame (scene frames 1..F) from the frame's
+``world_to_camera`` and ``poses``; an object missing from a frame's ``poses`` gets
+``hide_render`` keyed on in that frame. Exporting the saved scene gives back the same
+scenario (up to float rounding), so this is how ``make demo`` builds its ``.blend`` and
+how a lab turns tracked instrument and camera poses into a scene an artist can edit.
+
+Limits (refused with a message naming the field): the image size and ``K`` must be the
+same in every frame, ``K`` must have square pixels (fx = fy) and no skew, and ``keep``
+lists of assets are not applied to the proxies.
+
+Source paths are stored relative to the .blend (``//...``) when they share a drive, so
+the folder can be moved as a whole. The scene renders into ``//dataset/`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+REPO = Path(__file__).resolve().parents[1]
+# OpenCV camera axes (x right, y down, z forward) -> Blender's (x right, y up, z back).
+OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
+SENSOR_WIDTH_MM = 36.0
+ROLES = {"background": 'BACKGROUND', "instrument": 'INSTRUMENT'}
+
+
+class ScenarioError(Exception):
+    """A scenario this script cannot turn into a scene; the message names the field."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scenario_to_blend.py",
+                                     description=__doc__.strip().splitlines()[0])
+    parser.add_argument("scenario", type=Path, help="gs-scenario v1 JSON file")
+    parser.add_argument("--out", type=Path, required=True, metavar="BLEND",
+                        help=".blend file to write")
+    parser.add_argument("--output-dir", default="//dataset/", metavar="DIR",
+                        help="the scene's dataset folder (default //dataset/, next to the "
+                             ".blend)")
+    return parser.parse_args(argv)
+
+
+def script_argv() -> list[str]:
+    """Our arguments: after ``--`` under Blender, else the command line's."""
+    if "--" in sys.argv:
+        return sys.argv[sys.argv.index("--") + 1:]
+    return [] if bpy.app.binary_path else sys.argv[1:]
+
+
+def ensure_addon() -> None:
+    """Register the add-on from this checkout unless it (or the extension) already is."""
+    if hasattr(bpy.types.Object, "gsds"):
+        return
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import blender_addon
+
+    blender_addon.register()
+
+
+# ---------------------------------------------------------------------------
+# pure conversions (scenario values -> Blender values)
+
+
+def camera_matrix_world(world_to_camera: Any) -> np.ndarray:
+    """Blender camera ``matrix_world`` ``[4, 4]`` from an OpenCV ``world_to_camera``."""
+    return np.linalg.inv(np.asarray(world_to_camera, dtype=np.float64)) @ OPENCV_TO_BLENDER_CAMERA
+
+
+def lens_settings(K: Any, width: int, height: int) -> dict[str, float]:
+    """Blender camera settings (HORIZONTAL sensor fit, 36 mm sensor) reproducing ``K``.
+
+    Returns ``lens`` (mm), ``shift_x`` and ``shift_y`` (in units of the image width).
+    Raises ``ScenarioError`` for non-square pixels or skew.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not math.isclose(fx, fy, rel_tol=1e-9) or abs(K[0, 1]) > 1e-12:
+        raise ScenarioError("K: only square pixels without skew are supported "
+                            f"(fx={fx}, fy={fy}, skew={K[0, 1]})")
+    return {"lens": fx * SENSOR_WIDTH_MM / width,
+            "shift_x": (0.5 * width - cx) / width,
+            "shift_y": (cy - 0.5 * height) / width}
+
+
+def quaternion_track(rotations: list[np.ndarray]) -> list[np.ndarray]:
+    """Unit quaternions (wxyz) of 3x3 rotations, signs chosen so neighbours agree
+    (keeps Blender's per-channel interpolation between keys on the short arc)."""
+    out: list[np.ndarray] = []
+    for rotation in rotations:
+        q = np.array(Matrix(rotation.tolist()).to_quaternion(), dtype=np.float64)
+        if out and float(np.dot(out[-1], q)) < 0.0:
+            q = -q
+        out.append(q)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# building the scene
+
+
+def load_scenario(path: Path) -> dict[str, Any]:
+    try:
+        scenario = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScenarioError(f"{path}: not a readable JSON file ({exc})") from None
+    if scenario.get("format") != "gs-scenario" or scenario.get("version") != 1:
+        raise ScenarioError(f"{path}: format/version: expected gs-scenario version 1")
+    if not scenario.get("frames"):
+        raise ScenarioError(f"{path}: frames: the scenario has no frames")
+    return scenario
+
+
+def import_objects(scenario: dict[str, Any], scenario_dir: Path) -> dict[str, Any]:
+    """Import one proxy per scenario object; return Blender objects by scenario name."""
+    for name in scenario.get("classes", []):
+        bpy.ops.gsds.class_add(name=name)
+    objects = {}
+    for name, spec in scenario["objects"].items():
+        asset = scenario["assets"].get(spec.get("asset"))
+        if asset is None:
+            raise ScenarioError(f"objects.{name}.asset: unknown asset {spec.get('asset')!r}")
+        ply = Path(asset["ply"])
+        path = ply if ply.is_absolute() else scenario_dir / ply
+        result = bpy.ops.gsds.import_ply(
+            filepath=str(path.resolve()), role=ROLES.get(spec.get("role"), 'NONE'),
+            class_name=spec.get("class", ""))
+        if result != {'FINISHED'}:
+            raise ScenarioError(f"assets.{spec['asset']}.ply: could not import {path}")
+        obj = bpy.context.view_layer.objects.active
+        obj.name = name
+        obj.data.name = name
+        objects[name] = obj
+    return objects
+
+
+def setup_camera(scenario: dict[str, Any]) -> Any:
+    """A camera object matching the scenario's (constant) image size and intrinsics."""
+    first = scenario["frames"][0]["camera"]
+    width, height, K = int(first["width"]), int(first["height"]), first["K"]
+    for i, frame in enumerate(scenario["frames"]):
+        camera = frame["camera"]
+        if (camera["width"], camera["height"]) != (width, height) or not np.allclose(
+                camera["K"], K, rtol=0, atol=1e-9):
+            raise ScenarioError(f"frames[{i}].camera: the image size and K must be the same "
+                                "in every frame")
+    scene = bpy.context.scene
+    render = scene.render
+    render.resolution_x, render.resolution_y = width, height
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    data = bpy.data.cameras.new("Camera")
+    data.sensor_fit = 'HORIZONTAL'
+    data.sensor_width = SENSOR_WIDTH_MM
+    for key, value in lens_settings(K, width, height).items():
+        setattr(data, key, value)
+    render_settings = scenario.get("render", {})
+    data.clip_start = float(render_settings.get("near", 0.01))
+    camera = bpy.data.objects.new("Camera", data)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    return camera
+
+
+def key_transforms(obj: Any, matrices: dict[int, np.ndarray]) -> None:
+    """Key location, quaternion rotation and uniform scale of ``obj`` at each frame."""
+    frames = sorted(matrices)
+    obj.rotation_mode = 'QUATERNION'
+    decomposed = [Matrix(matrices[f].tolist()).decompose() for f in frames]
+    quats = quaternion_track([np.array(r.to_matrix()) for _, r, _ in decomposed])
+    for frame, (location, _, scale), quat in zip(frames, decomposed, quats, strict=True):
+        obj.location = location
+        obj.rotation_quaternion = quat.tolist()
+        obj.scale = scale
+        for path in ("location", "rotation_quaternion", "scale"):
+            obj.keyframe_insert(path, frame=frame)
+
+
+def key_presence(obj: Any, present: list[bool]) -> None:
+    """Key ``hide_render`` per frame (1-based) when the object is missing from some."""
+    if all(present):
+        return
+    for frame, shown in enumerate(present, start=1):
+        obj.hide_render = not shown
+        obj.keyframe_insert("hide_render", frame=frame)
+
+
+def build_scene(scenario_path: Path, output_dir: str) -> None:
+    """Fill the current (empty) scene from the scenario file."""
+    scenario = load_scenario(scenario_path)
+    frames = scenario["frames"]
+    scene = bpy.context.scene
+    objects = import_objects(scenario, scenario_path.parent)
+    camera = setup_camera(scenario)
+    scene.frame_start, scene.frame_end = 1, len(frames)
+    scene.gsds.output_dir = output_dir
+    output = scenario.get("output", {})
+    scene.gsds.val_fraction = float(output.get("val_fraction", 0.2))
+    scene.gsds.yolo_task = str(output.get("yolo_task", "detect")).upper()
+
+    key_transforms(camera, {i: camera_matrix_world(f["camera"]["world_to_camera"])
+                            for i, f in enumerate(frames, start=1)})
+    for name, obj in objects.items():
+        poses = {i: np.asarray(f["poses"][name], dtype=np.float64)
+                 for i, f in enumerate(frames, start=1) if name in f["poses"]}
+        if poses:
+            # Frames without a pose hold the nearest keyed pose; they are hidden anyway.
+            key_transforms(obj, poses)
+        key_presence(obj, [name in f["poses"] for f in frames])
+    scene.frame_set(1)
+
+
+def relative_sources(blend_path: Path) -> None:
+    """Store each proxy's source path relative to the .blend (``//...``) when possible."""
+    for obj in bpy.data.objects:
+        source = getattr(obj, "gsds", None) and obj.gsds.source_path
+        if source and not source.startswith("//"):
+            try:
+                obj.gsds.source_path = bpy.path.relpath(source, start=str(blend_path.parent))
+            except ValueError:  # another drive: keep the absolute path
+                pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(script_argv() if argv is None else argv)
+    if bpy.app.binary_path:  # start from an empty scene, keeping enabled extensions
+        bpy.ops.wm.read_homefile(use_empty=True)
+    else:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+    ensure_addon()
+    out = args.out.resolve()
+    try:
+        build_scene(args.scenario.resolve(), args.output_dir)
+    except ScenarioError as exc:
+        print(f"scenario_to_blend: {exc}", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    relative_sources(out)
+    partial = out.with_name(out.name + ".partial.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=str(partial), check_existing=False, copy=True)
+    os.replace(partial, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    if bpy.app.binary_path:  # under `blender -b`, exit with our code, not Blender's
+        sys.exit(code)
+    raise SystemExit(code)
