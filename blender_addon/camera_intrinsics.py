@@ -163,7 +163,8 @@ def camera_from_blender(camera_object: Any, render: Any,
     try:
         if cam.type != "PERSP":
             raise CameraConversionError(
-                f"is a {cam.type.lower()} camera; only perspective cameras are supported")
+                f"is not a perspective camera (type {cam.type}); only perspective cameras "
+                "are supported")
         width, height = render_size(render.resolution_x, render.resolution_y,
                                     render.resolution_percentage)
         K = intrinsics_matrix(

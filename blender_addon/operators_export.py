@@ -18,11 +18,14 @@ from bpy.props import EnumProperty, StringProperty
 from bpy.types import Context, Operator
 from bpy_extras.io_utils import ExportHelper
 
+from .properties import BLEND_RELATIVE_PATH
+from .properties import FRAMES_ITEMS as SCENE_FRAMES_ITEMS
+
+# The scene's choices, renumbered after SCENE (= whatever the scene is set to).
 FRAMES_ITEMS = (
     ('SCENE', "Scene Setting", "Use the scene's GS Dataset frames setting", 0),
-    ('ALL', "All Frames", "Every frame of the scene's frame range (by the frame step)", 1),
-    ('KEYFRAMES', "Keyframes Only", "The frames holding a keyframe of the camera, the splat "
-     "objects, their parents or constraint targets", 2),
+    *((key, name, description, number + 1)
+      for key, name, description, number in SCENE_FRAMES_ITEMS),
 )
 
 
@@ -52,8 +55,12 @@ def resolve_frames_mode(context: Context, frames: str | None) -> str:
 
 def scenario_path(filepath: str) -> Path:
     """Absolute scenario path (``//`` = next to the saved .blend); ``.json`` added if missing."""
+    from .scenario_builder import ScenarioExportError
     from .scene_gather import blend_abspath
 
+    if not filepath.strip() or filepath.rstrip().endswith(("/", "\\")):
+        raise ScenarioExportError(f"scenario path {filepath!r}: give a file name, e.g. "
+                                  "//scenario.json")
     path = Path(blend_abspath(filepath, "scenario path"))
     return path if path.suffix.lower() == ".json" else path.with_name(path.name + ".json")
 
@@ -94,6 +101,10 @@ class GSDS_OT_export_scenario(Operator, ExportHelper):
     bl_options: ClassVar[set[str]] = {'REGISTER'}
 
     filename_ext = ".json"
+    # ExportHelper's own filepath, plus the opt-in to "//" paths (no warning on 4.5+).
+    filepath: StringProperty(name="File Path", subtype='FILE_PATH', maxlen=1024,
+                             description="Scenario file to write (// = next to the .blend)",
+                             options=BLEND_RELATIVE_PATH)
     filter_glob: StringProperty(default="*.json", options={'HIDDEN'})
     frames: EnumProperty(
         name="Frames", items=FRAMES_ITEMS, default='SCENE',

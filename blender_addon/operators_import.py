@@ -14,7 +14,7 @@ from bpy.props import (
 from bpy.types import Context, Operator, OperatorFileListElement
 from bpy_extras.io_utils import ImportHelper
 
-from .properties import ROLE_ITEMS, UPRIGHT_ITEMS
+from .properties import BLEND_RELATIVE_PATH, ROLE_ITEMS, UPRIGHT_ITEMS
 
 
 class GSDS_OT_import_ply(Operator, ImportHelper):
@@ -26,6 +26,10 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
     bl_options = {'REGISTER', 'UNDO', 'PRESET'}  # noqa: RUF012 (Blender wants a set)
 
     filename_ext = ".ply"
+    # ImportHelper's own filepath, plus the opt-in to "//" paths (no warning on 4.5+).
+    filepath: StringProperty(name="File Path", subtype='FILE_PATH', maxlen=1024,
+                             description="Gaussian splat file to import",
+                             options={'HIDDEN', 'SKIP_PRESET', *BLEND_RELATIVE_PATH})
     filter_glob: StringProperty(default="*.ply;*.splat", options={'HIDDEN'})
     files: CollectionProperty(type=OperatorFileListElement, options={'HIDDEN', 'SKIP_SAVE'})
     directory: StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})

@@ -137,7 +137,8 @@ def check_output_folder(out_dir: Path, scenario: dict[str, Any], *, overwrite: b
     if not isinstance(previous, dict) or _comparable(previous) != _comparable(scenario):
         raise ScenarioExportError(
             f"the output folder {out_dir} already holds a dataset of a different scenario: "
-            "choose another output folder, or render with Overwrite to replace it")
+            "choose another output folder, or tick Overwrite (GS Dataset tab, Dataset panel) to "
+            "replace it")
 
 
 def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +276,7 @@ class GSDS_OT_render_dataset(Operator):
         from .camera_intrinsics import CameraConversionError
         from .scenario_builder import ScenarioExportError
 
-        overwrite = self.overwrite or bool(getattr(context.scene.gsds, "overwrite", False))
+        overwrite = self.overwrite or context.scene.gsds.overwrite
         try:
             self._job = start_render_job(context, overwrite=overwrite, report=self.report)
         except (ScenarioExportError, CameraConversionError, BackendError) as exc:

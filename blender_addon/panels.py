@@ -22,9 +22,14 @@ def _is_proxy(obj: bpy.types.Object | None) -> bool:
 
 def image_size(scene: bpy.types.Scene) -> tuple[int, int]:
     """The rendered image size in pixels: resolution x percentage, as Blender computes it."""
+    from .camera_intrinsics import CameraConversionError, render_size
+
     render = scene.render
-    scale = render.resolution_percentage / 100.0
-    return int(render.resolution_x * scale), int(render.resolution_y * scale)
+    try:
+        return render_size(render.resolution_x, render.resolution_y,
+                           render.resolution_percentage)
+    except CameraConversionError:  # an empty image: the export will say so
+        return 0, 0
 
 
 def draw_progress(layout: UILayout, settings, *, ring: bool = False) -> None:
@@ -126,6 +131,7 @@ class GSDS_PT_dataset(Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         layout.prop(settings, "output_dir")
+        layout.prop(settings, "overwrite")
         layout.prop(settings, "frames")
         width, height = image_size(scene)
         row = layout.row()

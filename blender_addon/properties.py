@@ -25,10 +25,12 @@ ROLE_ITEMS = (
      "instruments, never labelled", 1),
     ('INSTRUMENT', "Instrument", "A labelled object: gets masks, boxes and a class", 2),
 )
+KEYFRAMES_DESCRIPTION = ("Only the frames holding a keyframe of the camera (object or lens), "
+                         "the splat objects, their parents or constraint targets, or a "
+                         "camera marker")
 FRAMES_ITEMS = (
-    ('ALL', "All Frames", "Every frame of the scene's frame range", 0),
-    ('KEYFRAMES', "Keyframes Only", "Only the frames that hold a keyframe of the camera, the "
-     "posed objects or their parents", 1),
+    ('ALL', "All Frames", "Every frame of the scene's frame range (by the frame step)", 0),
+    ('KEYFRAMES', "Keyframes Only", KEYFRAMES_DESCRIPTION, 1),
 )
 YOLO_TASK_ITEMS = (
     ('DETECT', "Detect", "YOLO rows with boxes: class cx cy w h", 0),
@@ -159,6 +161,11 @@ class GSDS_SceneSettings(PropertyGroup):
         name="Output Folder", subtype='DIR_PATH', default="//gs_dataset/",
         options=BLEND_RELATIVE_PATH,
         description="Folder the dataset is rendered into (// = next to the .blend file)",
+    )
+    overwrite: BoolProperty(
+        name="Overwrite", default=False,
+        description="Replace a dataset of a different scenario found in the output folder "
+        "(a dataset of the same scenario is always resumed, keeping its finished frames)",
     )
     frames: EnumProperty(name="Frames", items=FRAMES_ITEMS, default='ALL',
                          description="Which frames of the scene become dataset images")

@@ -175,8 +175,8 @@ def _classes(scene_classes: Sequence[str], objects: Sequence[GatheredObject]) ->
         name = (obj.class_name or "").strip()
         if not name:
             raise ScenarioExportError(
-                f"instrument {obj.name!r} has no class name: set one in its object "
-                "properties (GS Dataset panel)")
+                f"instrument {obj.name!r} has no class name: set one in the 3D viewport's "
+                "sidebar (N) > GS Dataset > Splat Object")
         if name not in classes:
             classes.append(name)
     return classes

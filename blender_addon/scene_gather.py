@@ -51,7 +51,7 @@ def gather_scene(context: Any, frames_mode: FramesMode = "ALL") -> GatheredScene
     if not splat_objects:
         raise ScenarioExportError(
             "no object has a role: select a splat object and set its role to Background "
-            "or Instrument (Object properties > GS Dataset)")
+            "or Instrument (3D viewport sidebar (N) > GS Dataset > Splat Object)")
     objects = [gather_object(o) for o in splat_objects]
     frame_numbers = (keyframe_numbers(scene, splat_objects) if frames_mode == "KEYFRAMES"
                      else all_frame_numbers(scene))
@@ -94,8 +94,8 @@ def gather_object(obj: Any) -> GatheredObject:
     class_name = props.class_name.strip() if role == "instrument" else None
     if role == "instrument" and not class_name:
         raise ScenarioExportError(
-            f"instrument {obj.name!r} has no class name: set one in its object properties "
-            "(GS Dataset panel)")
+            f"instrument {obj.name!r} has no class name: set one in the 3D viewport's "
+            "sidebar (N) > GS Dataset > Splat Object")
     return GatheredObject(name=obj.name, role=role, source_path=source,
                           class_name=class_name, keep=proxy_keep(obj))
 

@@ -189,6 +189,19 @@ def test_a_used_folder_with_another_scenario_needs_overwrite(scene, tmp_path):
     assert "--overwrite" in argv
 
 
+def test_the_panels_overwrite_switch_reaches_the_backend(scene, tmp_path, monkeypatch):
+    monkeypatch.setenv(operators_render.BACKEND_ENV, fake())
+    assert bpy.ops.gsds.render_dataset() == {'FINISHED'}
+    bpy.data.objects["driver"].location.x += 0.5
+    bpy.data.objects["driver"].animation_data_clear()
+    with pytest.raises(RuntimeError, match="tick Overwrite"):
+        bpy.ops.gsds.render_dataset()
+    scene.gsds.overwrite = True
+    assert bpy.ops.gsds.render_dataset() == {'FINISHED'}
+    argv = json.loads((tmp_path / "out" / "fake_backend_argv.json").read_text())
+    assert "--overwrite" in argv
+
+
 def test_one_render_at_a_time(scene):
     job = start_render_job(bpy.context, backend_command=fake("wait"))
     assert not bpy.ops.gsds.render_dataset.poll()

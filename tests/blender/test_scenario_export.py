@@ -324,6 +324,16 @@ def test_keyframes_mode_without_keys_exports_the_current_frame(scene, tmp_path):
     assert [f["name"] for f in data["frames"]] == ["frame_0004"]
 
 
+@pytest.mark.parametrize("filepath", ["", "  ", "//"])
+def test_export_without_a_file_name_is_refused(scene, tmp_path, monkeypatch, filepath):
+    add_splat(tmp_path, "driver")
+    add_camera(scene)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="give a file name"):
+        bpy.ops.gsds.export_scenario(filepath=filepath)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.ply"]
+
+
 def test_frame_step_and_range(scene, tmp_path):
     add_splat(tmp_path, "tool")
     add_camera(scene)

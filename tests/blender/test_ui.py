@@ -62,6 +62,7 @@ def test_scene_settings_contract(addon):
     assert enum_ids(settings, "yolo_task") == ['DETECT', 'SEGMENT']
     assert enum_ids(settings, "image_format") == ['PNG', 'JPG']
     assert (scene.coco, scene.masks, scene.amodal, scene.depth) == (True, True, False, False)
+    assert props["overwrite"].type == 'BOOLEAN' and scene.overwrite is False
     assert scene.val_fraction == pytest.approx(0.2)
     assert (props["val_fraction"].hard_min, props["val_fraction"].hard_max) == (0.0, 1.0)
     assert props["progress"].subtype == 'FACTOR'
@@ -168,10 +169,14 @@ def test_dataset_panel(addon, fake_layout):
     scene.render.resolution_percentage = 50
     bpy.ops.gsds.class_add(name="grasper")
     layout = draw(panels.GSDS_PT_dataset, bpy.context, fake_layout)
-    assert layout.props() == ["output_dir", "frames", "yolo_task", "coco", "masks", "amodal",
-                              "depth", "val_fraction", "image_format"]
+    assert layout.props() == ["output_dir", "overwrite", "frames", "yolo_task", "coco",
+                              "masks", "amodal", "depth", "val_fraction", "image_format"]
     assert layout.operators() == ["gsds.class_add", "gsds.class_remove"]
     assert "960 x 540 px" in layout.labels()
+    # The size shown is the size exported: Blender's integer arithmetic, not float rounding.
+    scene.render.resolution_x, scene.render.resolution_y = 100, 300
+    scene.render.resolution_percentage = 29
+    assert "29 x 87 px" in draw(panels.GSDS_PT_dataset, bpy.context, fake_layout).labels()
     (args, _), = layout.called("template_list")
     assert args[0] == "GSDS_UL_classes" and args[3] == "classes"
     # The list's rows: index (the class id in the labels) and the editable name.
