@@ -170,8 +170,9 @@ def _follow(job: Any) -> Any:
             if kind == "start" and event.get("skipped"):
                 log(f"  resuming: {event['skipped']} of {event.get('total')} frames done")
             elif kind == "frame":
+                count = event.get("instances", 0)
                 log(f"  [{event.get('done')}/{event.get('total')}] {event.get('name')}: "
-                    f"{event.get('instances', 0)} labelled instances")
+                    f"{count} labelled instance{'' if count == 1 else 's'}")
             elif kind == "log":
                 log(f"  {event.get('level', 'info')}: {event.get('message', '')}")
         if state.finished:
@@ -185,6 +186,17 @@ def open_blend(path: Path) -> None:
     bpy.ops.wm.open_mainfile(filepath=str(path.resolve()), load_ui=False)
 
 
+def _shared_output_folder(blends: list[Path]) -> list[Path]:
+    """The first set of different .blend files with the same name (they would share
+    DIR/<stem>/), or an empty list."""
+    by_stem: dict[str, list[Path]] = {}
+    for blend in blends:
+        paths = by_stem.setdefault(blend.stem, [])
+        if all(blend.resolve() != p.resolve() for p in paths):
+            paths.append(blend)
+    return next((paths for paths in by_stem.values() if len(paths) > 1), [])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(script_argv() if argv is None else argv)
     blends: list[Path | None] = list(args.blends)
@@ -194,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         blends = [None]  # the open file
+    batch = len(blends) > 1
+    if batch and (clash := _shared_output_folder(blends)):
+        print(f"error: {' and '.join(map(str, clash))} would render into one folder "
+              f"{args.out / clash[0].stem}: render them in separate runs with different "
+              "--out folders", file=sys.stderr)
+        return EXIT_BAD_INPUT
     package = addon_package()
     backend = args.backend or default_backend(package)
-    batch = len(blends) > 1
     failed = 0
     code = 0
     for blend in blends:

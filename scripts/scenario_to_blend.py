@@ -8,12 +8,19 @@ object, named like the scenario's object, with its role and class); the camera a
 each object get a keyframe per scenario frame (scene frames 1..F) from the frame's
 ``world_to_camera`` and ``poses``; an object missing from a frame's ``poses`` gets
 ``hide_render`` keyed on in that frame. Exporting the saved scene gives back the same
-scenario (up to float rounding), so this is how ``make demo`` builds its ``.blend`` and
-how a lab turns tracked instrument and camera poses into a scene an artist can edit.
+frames, cameras and poses (to float32 precision, Blender's), objects and the settings
+listed below; this is how ``make demo`` builds its ``.blend`` and how a lab turns
+tracked instrument and camera poses into a scene an artist can edit.
 
-Limits (refused with a message naming the field): the image size and ``K`` must be the
-same in every frame, ``K`` must have square pixels (fx = fy) and no skew, and ``keep``
-lists of assets are not applied to the proxies.
+Carried over besides the poses: classes, roles, the camera's near/far (clip start/end)
+and the ``output`` settings the add-on has (image format, YOLO task, COCO, masks,
+amodal, depth, validation fraction). Not carried, with a note on stderr when set to
+anything but the default: ``render.background``, ``render.sh_degree``,
+``render.antialiased``, ``output.split_seed``, ``output.min_visible_pixels``,
+``output.mask_threshold`` and the assets' ``keep`` lists (all Gaussians are imported).
+
+Refused, with a message naming the field: an image size or ``K`` that changes between
+frames, and a ``K`` without square pixels (fx = fy) or with skew.
 
 Source paths are stored relative to the .blend (``//...``) when they share a drive, so
 the folder can be moved as a whole. The scene renders into ``//dataset/`` by default.
@@ -38,6 +45,12 @@ REPO = Path(__file__).resolve().parents[1]
 OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
 SENSOR_WIDTH_MM = 36.0
 ROLES = {"background": 'BACKGROUND', "instrument": 'INSTRUMENT'}
+# Scenario settings the add-on has no place for, with their defaults (DESIGN.md).
+NOT_CARRIED = {
+    "render": {"background": [0, 0, 0], "sh_degree": None, "antialiased": False},
+    "output": {"split_seed": 0, "min_visible_pixels": 20, "mask_threshold": 0.5},
+}
+IMAGE_FORMATS = {"png": 'PNG', "jpg": 'JPG', "jpeg": 'JPG'}
 
 
 class ScenarioError(Exception):
@@ -174,10 +187,39 @@ def setup_camera(scenario: dict[str, Any]) -> Any:
         setattr(data, key, value)
     render_settings = scenario.get("render", {})
     data.clip_start = float(render_settings.get("near", 0.01))
+    data.clip_end = float(render_settings.get("far", 1e10))
     camera = bpy.data.objects.new("Camera", data)
     scene.collection.objects.link(camera)
     scene.camera = camera
     return camera
+
+
+def apply_output_settings(settings: Any, output: dict[str, Any]) -> None:
+    """Copy the scenario's ``output`` block into ``Scene.gsds`` (defaults where absent)."""
+    image_format = str(output.get("image_format", "png")).lower()
+    if image_format not in IMAGE_FORMATS:
+        raise ScenarioError(f"output.image_format: {image_format!r} is not png or jpg")
+    yolo_task = str(output.get("yolo_task", "detect")).upper()
+    if yolo_task not in ('DETECT', 'SEGMENT'):
+        raise ScenarioError(f"output.yolo_task: {yolo_task.lower()!r} is not detect or segment")
+    settings.image_format = IMAGE_FORMATS[image_format]
+    settings.yolo_task = yolo_task
+    for key, default in (("coco", True), ("masks", True), ("amodal", False), ("depth", False)):
+        setattr(settings, key, bool(output.get(key, default)))
+    settings.val_fraction = float(output.get("val_fraction", 0.2))
+
+
+def settings_not_carried(scenario: dict[str, Any]) -> list[str]:
+    """``field = value`` for each set, non-default setting the .blend cannot hold."""
+    notes = []
+    for block, defaults in NOT_CARRIED.items():
+        for key, default in defaults.items():
+            value = scenario.get(block, {}).get(key, default)
+            if value != default:
+                notes.append(f"{block}.{key} = {json.dumps(value)}")
+    notes += [f"assets.{name}.keep" for name, asset in scenario.get("assets", {}).items()
+              if asset.get("keep") is not None]
+    return notes
 
 
 def key_transforms(obj: Any, matrices: dict[int, np.ndarray]) -> None:
@@ -203,8 +245,8 @@ def key_presence(obj: Any, present: list[bool]) -> None:
         obj.keyframe_insert("hide_render", frame=frame)
 
 
-def build_scene(scenario_path: Path, output_dir: str) -> None:
-    """Fill the current (empty) scene from the scenario file."""
+def build_scene(scenario_path: Path, output_dir: str) -> dict[str, Any]:
+    """Fill the current (empty) scene from the scenario file; return the scenario."""
     scenario = load_scenario(scenario_path)
     frames = scenario["frames"]
     scene = bpy.context.scene
@@ -212,9 +254,7 @@ def build_scene(scenario_path: Path, output_dir: str) -> None:
     camera = setup_camera(scenario)
     scene.frame_start, scene.frame_end = 1, len(frames)
     scene.gsds.output_dir = output_dir
-    output = scenario.get("output", {})
-    scene.gsds.val_fraction = float(output.get("val_fraction", 0.2))
-    scene.gsds.yolo_task = str(output.get("yolo_task", "detect")).upper()
+    apply_output_settings(scene.gsds, scenario.get("output", {}))
 
     key_transforms(camera, {i: camera_matrix_world(f["camera"]["world_to_camera"])
                             for i, f in enumerate(frames, start=1)})
@@ -226,6 +266,7 @@ def build_scene(scenario_path: Path, output_dir: str) -> None:
             key_transforms(obj, poses)
         key_presence(obj, [name in f["poses"] for f in frames])
     scene.frame_set(1)
+    return scenario
 
 
 def relative_sources(blend_path: Path) -> None:
@@ -248,10 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     ensure_addon()
     out = args.out.resolve()
     try:
-        build_scene(args.scenario.resolve(), args.output_dir)
+        scenario = build_scene(args.scenario.resolve(), args.output_dir)
     except ScenarioError as exc:
         print(f"scenario_to_blend: {exc}", file=sys.stderr)
         return 2
+    for note in settings_not_carried(scenario):
+        print(f"scenario_to_blend: note: {note} is not carried into the .blend (its export "
+              "will use the default)", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     relative_sources(out)
     partial = out.with_name(out.name + ".partial.blend")

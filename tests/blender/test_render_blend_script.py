@@ -112,6 +112,19 @@ def test_batch_with_a_failing_blend(blends, tmp_path):
     assert not (out / "no_camera" / "scenario.json").exists()
 
 
+def test_batch_refuses_two_blends_that_would_share_a_folder(blends, tmp_path):
+    good, _ = blends
+    twin = tmp_path / "other" / good.name
+    twin.parent.mkdir()
+    twin.write_bytes(good.read_bytes())
+    out = tmp_path / "batch"
+    proc = run_script([str(good), str(twin), "--out", str(out), "--backend", fake()],
+                      tmp_path)
+    assert proc.returncode == 2
+    assert f"{good} and {twin} would render into one folder {out / good.stem}" in proc.stderr
+    assert not out.exists()
+
+
 def test_backend_failure_gives_its_exit_code(blends, tmp_path):
     good, _ = blends
     proc = run_script([str(good), "--out", str(tmp_path / "o"), "--backend", fake("fail")],

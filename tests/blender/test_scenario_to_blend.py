@@ -66,6 +66,9 @@ def make_scenario(folder: Path, frames: int = 5) -> dict:
         "assets": {"bed": {"ply": "assets/bed.ply"}, "forceps": {"ply": "assets/forceps.ply"}},
         "objects": {"bed": {"asset": "bed", "role": "background"},
                     "forceps": {"asset": "forceps", "role": "instrument", "class": "forceps"}},
+        "render": {"near": 0.05, "far": 50.0},
+        "output": {"image_format": "jpg", "yolo_task": "segment", "coco": False,
+                   "masks": True, "amodal": True, "depth": True, "val_fraction": 0.3},
         "frames": frame_list,
     }
 
@@ -97,6 +100,8 @@ def test_export_of_the_built_scene_gives_the_scenario_back(addon, tmp_path):
     exported_path = tmp_path / "exported.json"
     assert bpy.ops.gsds.export_scenario(filepath=str(exported_path)) == {'FINISHED'}
     exported = json.loads(exported_path.read_text())
+    assert exported["output"] == source["output"]
+    assert exported["render"] == pytest.approx(source["render"])
     assert exported["classes"] == ["forceps"]
     assert exported["objects"] == source["objects"]
     assert {name: (tmp_path / a["ply"]).resolve() for name, a in exported["assets"].items()} \
@@ -129,6 +134,22 @@ def test_keys_between_frames_take_the_short_arc(addon, tmp_path):
     assert all(float(np.dot(a, b)) > 0.0 for a, b in itertools.pairwise(quats))
 
 
+def test_settings_the_blend_cannot_hold_are_named(tmp_path):
+    source = make_scenario(tmp_path)
+    source["output"]["split_seed"] = 7
+    source["render"]["background"] = [1, 1, 1]
+    source["assets"]["forceps"]["keep"] = [0, 1, 2]
+    scenario_path = tmp_path / "scenario.json"
+    scenario_path.write_text(json.dumps(source))
+    done = run_script(scenario_path, "--out", tmp_path / "x.blend")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "is not carried" in line]
+    assert len(notes) == 3
+    for field in ("output.split_seed = 7", "render.background = [1, 1, 1]",
+                  "assets.forceps.keep"):
+        assert any(field in note for note in notes), field
+
+
 def test_varying_intrinsics_are_refused_naming_the_frame(tmp_path):
     source = make_scenario(tmp_path)
     source["frames"][1]["camera"]["K"][0][0] = 250.0
@@ -145,6 +166,7 @@ def test_varying_intrinsics_are_refused_naming_the_frame(tmp_path):
     (None, "file not found"),
     ("{not json", "not a readable JSON file"),
     (json.dumps({"format": "gs-scenario", "version": 2}), "format/version"),
+    (json.dumps({"format": "gs-scenario", "version": 1, "frames": []}), "frames"),
 ])
 def test_bad_scenario_files_exit_2_with_one_line(tmp_path, content, expected):
     path = tmp_path / "scenario.json"
