@@ -35,8 +35,9 @@ test: setup
 	$(PY) -m pytest -q
 	$(BPY) -m pytest -q tests/blender
 
-extension: setup
-	$(PY) scripts/build_extension.py
+# Standard library only: no venv needed.
+extension:
+	$(PYTHON) scripts/build_extension.py
 
 lint: setup
 	$(PY) -m ruff check .

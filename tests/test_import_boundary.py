@@ -1,8 +1,13 @@
-"""The two halves of the product share only the scenario file: guard the imports."""
+"""The two halves of the product share only the scenario file: guard the imports.
+
+The backend must not import Blender; the add-on may import only what Blender ships
+(an allow-list: the standard library, bpy and its companions, numpy).
+"""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,8 @@ FORBIDDEN = {
     "gs_backend": {"bpy", "mathutils", "bmesh", "bpy_extras"},
     "blender_addon": {"torch", "gsplat", "cv2", "plyfile", "tqdm", "pycocotools"},
 }
+BLENDER_SHIPS = {"bpy", "bpy_extras", "mathutils", "bmesh", "gpu", "gpu_extras", "bl_ui",
+                 "addon_utils", "numpy"} | set(sys.stdlib_module_names)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -36,6 +43,14 @@ def test_package_does_not_import_the_other_side(package):
         for f in files
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_addon_imports_only_what_blender_ships():
+    files = sorted((ROOT / "blender_addon").rglob("*.py"))
+    assert files, "blender_addon has no sources?"
+    outside = {str(f.relative_to(ROOT)): sorted(imported_modules(f) - BLENDER_SHIPS)
+               for f in files}
+    assert {k: v for k, v in outside.items() if v} == {}
 
 
 def test_checker_sees_nested_and_from_imports(tmp_path):

@@ -1,0 +1,103 @@
+"""The add-on's pure modules under numpy 2 (this venv), against the backend as oracle.
+
+Blender 4.2-5.0 ship numpy 1.26 (the Blender-side tests run there); later Blender
+releases may ship numpy 2. The add-on modules that need no bpy (the splat reader, the
+camera conversion, the scenario builder) are loaded here, with every warning an error,
+and checked against the backend's own loader and scenario validation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gsplat.exporter import export_splats
+
+from gs_backend.io.loader import load_gaussians
+from gs_backend.scenario import load_scenario
+from tests.io_helpers import random_export_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "gsds_addon_pure"  # blender_addon's folder, without its bpy-importing __init__
+
+
+def addon_module(name: str):
+    """``blender_addon.<name>`` loaded without running the package ``__init__``."""
+    if PACKAGE not in sys.modules:
+        spec = importlib.util.spec_from_loader(PACKAGE, loader=None, is_package=True)
+        package = importlib.util.module_from_spec(spec)
+        package.__path__ = [str(ROOT / "blender_addon")]
+        sys.modules[PACKAGE] = package
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+@pytest.fixture(autouse=True)
+def warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def test_this_venv_has_numpy_2():
+    assert int(np.__version__.split(".")[0]) >= 2
+
+
+@pytest.mark.parametrize("file_format, name, degree", [
+    ("ply", "inria.ply", 3), ("ply_compressed", "compressed.ply", 1),
+    ("splat", "s.splat", 0)])
+def test_splat_reader_matches_the_backend(tmp_path, file_format, name, degree):
+    ply_reader = addon_module("ply_reader")
+    path = tmp_path / name
+    export_splats(**random_export_params(500, degree, seed=degree), format=file_format,
+                  save_to=str(path))
+    ours = ply_reader.read_splat_file(path)
+    ref = load_gaussians(path)
+    rows = ref.source_index
+    assert (ours.count, ours.sh_degree) == (ref.file_count, ref.gaussians.sh_degree)
+    np.testing.assert_allclose(ours.means[rows], ref.gaussians.means.numpy(), atol=1e-6)
+    np.testing.assert_allclose(ours.f_dc[rows], ref.gaussians.sh[:, 0, :].numpy(), atol=1e-5)
+    np.testing.assert_allclose(ours.linear_scales()[rows], ref.gaussians.scales.numpy(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(ours.opacities()[rows], ref.gaussians.opacities.numpy(),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_built_scenario_passes_the_backends_validation(tmp_path):
+    intrinsics = addon_module("camera_intrinsics")
+    builder = addon_module("scenario_builder")
+    for name, seed in (("bed", 0), ("tool", 1)):
+        params = random_export_params(50, 1, seed=seed)
+        export_splats(**params, format="ply", save_to=str(tmp_path / f"{name}.ply"))
+    K = intrinsics.intrinsics_matrix(lens=35.0, sensor_width=36.0, sensor_height=24.0,
+                                     sensor_fit="AUTO", shift_x=0.1, shift_y=-0.05,
+                                     width=64, height=48)
+    camera_world = np.eye(4)
+    camera_world[:3, 3] = [0.0, 0.0, 5.0]  # looking down -z at the origin
+    w2c = intrinsics.world_to_camera_matrix(camera_world)
+    np.testing.assert_allclose(w2c[:3, 3], [0.0, 0.0, 5.0])  # the origin, 5 m ahead
+    cameras = [intrinsics.PinholeCamera(64, 48, K, w2c)] * 3
+    poses = np.tile(np.eye(4), (3, 2, 1, 1))
+    poses[:, 1, :3, :3] *= 2.0  # uniform scale is allowed
+    poses[:, 1, 0, 3] = [0.0, 0.5, 1.0]
+    visible = np.array([[True, True], [True, False], [True, True]])
+    scene = builder.GatheredScene(
+        classes=["tool"],
+        objects=[builder.GatheredObject("bed", "background", str(tmp_path / "bed.ply")),
+                 builder.GatheredObject("tool", "instrument", str(tmp_path / "tool.ply"),
+                                        class_name="tool", keep=np.array([0, 3, 7]))],
+        frame_numbers=[1, 2, 3], cameras=cameras, poses=poses, visible=visible)
+    path = builder.write_scenario(tmp_path / "out" / "scenario.json",
+                                  builder.build_scenario(scene, tmp_path / "out"))
+    scenario = load_scenario(path)  # the backend's validation: raises on any fault
+    assert list(scenario.objects) == ["bed", "tool"]
+    assert [sorted(f.poses) for f in scenario.frames] == [["bed", "tool"], ["bed"],
+                                                          ["bed", "tool"]]
+    raw = json.loads(path.read_text())
+    assert raw["assets"]["tool"]["keep"] == [0, 3, 7]
+    np.testing.assert_allclose(raw["frames"][0]["camera"]["K"], K)
