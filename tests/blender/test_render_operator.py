@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import bpy
 import numpy as np
@@ -140,6 +141,31 @@ def test_cancel_stops_the_child_cleanly(scene):
     assert "Cancelled after 1 of 4 frames" in scene.gsds.status
     assert operators_render.active_job() is None
     assert not bpy.ops.gsds.cancel_render.poll()
+
+
+def test_esc_in_the_modal_operator_stops_the_child_cleanly(scene):
+    """The modal handler itself, fed the events Blender would send (no window here)."""
+    job = start_render_job(bpy.context, backend_command=fake("wait"))
+    operator = SimpleNamespace(_job=job, _timer=None, _remove_timer=lambda context: None)
+    modal = operators_render.GSDS_OT_render_dataset.modal
+
+    def send(event_type: str, value: str = 'NOTHING') -> set[str]:
+        return modal(operator, bpy.context, SimpleNamespace(type=event_type, value=value))
+
+    deadline = time.monotonic() + 30
+    while job.process.state.done < 1:
+        assert send('TIMER') == {'RUNNING_MODAL'}
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert send('MOUSEMOVE') == {'PASS_THROUGH'}  # Blender stays usable
+    assert send('ESC', 'PRESS') == {'RUNNING_MODAL'}  # stopping takes a few timer ticks
+    while (result := send('TIMER')) == {'RUNNING_MODAL'}:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert result == {'CANCELLED'}
+    assert job.process.process.poll() == 130
+    assert "Cancelled after 1 of 4 frames" in scene.gsds.status
+    assert operators_render.active_job() is None
 
 
 def test_a_backend_ignoring_ctrl_c_is_terminated(scene):
