@@ -10,7 +10,8 @@ Everything here reads Blender; nothing builds JSON. The rules (DESIGN contract 6
   excluded from the view layer);
 - the camera is ``scene.camera`` in each frame, so camera-binding markers count;
 - frames ``ALL``: ``frame_start..frame_end`` by ``frame_step``; ``KEYFRAMES``: the
-  sorted union of the keyframes (rounded to whole frames, clipped to the scene range)
+  sorted union of the keyframes (of the active actions and of the actions in unmuted
+  NLA strips, mapped to scene time; rounded to whole frames, clipped to the scene range)
   of the camera (object and lens data), the splat objects, their parents and constraint
   targets (recursively), plus camera-binding markers; with no keyframe at all, the
   current frame alone.
@@ -182,11 +183,8 @@ def all_frame_numbers(scene: Any) -> list[int]:
 
 def keyframe_numbers(scene: Any, splat_objects: Iterable[Any]) -> list[int]:
     """The union of keyframes on the camera(s), the splat objects and what drives them."""
-    ids = list(_animated_sources(scene, splat_objects))
-    frames: set[int] = set()
-    for id_block in ids:
-        for fcurve in id_fcurves(id_block):
-            frames.update(fcurve_key_frames(fcurve))
+    times = [key_times(id_block) for id_block in _animated_sources(scene, splat_objects)]
+    frames = set(np.rint(np.concatenate([np.empty(0), *times])).astype(np.int64).tolist())
     frames.update(m.frame for m in scene.timeline_markers if m.camera is not None)
     inside = sorted(f for f in frames if scene.frame_start <= f <= scene.frame_end)
     return inside or [scene.frame_current]
@@ -214,31 +212,62 @@ def _animated_sources(scene: Any, splat_objects: Iterable[Any]) -> Iterator[Any]
             stack.append(getattr(con, "target", None))
 
 
-def id_fcurves(id_block: Any) -> list[Any]:
-    """F-curves of an ID's active action: slotted actions (Blender 4.4+, the only kind in
-    5.0) through ``action_get_channelbag_for_slot``, else the legacy ``action.fcurves``."""
+def key_times(id_block: Any) -> np.ndarray:
+    """Scene times ``[K]`` (frames, float) of an ID's keyframes: its active action's and
+    those of the actions in its unmuted NLA strips, mapped through each strip's start,
+    scale, repeat and reversal."""
     anim = getattr(id_block, "animation_data", None)
-    action = anim.action if anim is not None else None
-    if action is None:
-        return []
+    if anim is None:
+        return np.empty(0)
+    times = []
+    if anim.action is not None:
+        times += [fcurve_key_times(fc) for fc in
+                  action_fcurves(anim.action, getattr(anim, "action_slot", None))]
+    for track in anim.nla_tracks:
+        if track.mute:
+            continue
+        for strip in track.strips:
+            if strip.mute or strip.action is None:
+                continue
+            local = [fcurve_key_times(fc) for fc in
+                     action_fcurves(strip.action, getattr(strip, "action_slot", None))]
+            times.append(strip_scene_times(np.concatenate([np.empty(0), *local]), strip))
+    return np.concatenate([np.empty(0), *times])
+
+
+def strip_scene_times(action_times: np.ndarray, strip: Any) -> np.ndarray:
+    """Scene times of an NLA strip's action keys ``[K]`` -> ``[M]``: every repeat, keys
+    outside the strip's action range dropped, reversed strips mirrored."""
+    first, last = float(strip.action_frame_start), float(strip.action_frame_end)
+    length = last - first
+    inside = action_times[(action_times >= first - 1e-6) & (action_times <= last + 1e-6)]
+    offsets = (last - inside) if strip.use_reverse else (inside - first)
+    repeats = max(1, int(np.ceil(float(strip.repeat) - 1e-6)))
+    local = np.concatenate([offsets + r * length for r in range(repeats)])
+    scene_times = float(strip.frame_start) + local * float(strip.scale)
+    return scene_times[scene_times <= float(strip.frame_end) + 1e-6]
+
+
+def action_fcurves(action: Any, slot: Any) -> list[Any]:
+    """F-curves of ``action`` for ``slot``: slotted actions (Blender 4.4+, the only kind in
+    5.0) through ``action_get_channelbag_for_slot``, else the legacy ``action.fcurves``."""
     try:
         from bpy_extras.anim_utils import action_get_channelbag_for_slot
     except ImportError:  # Blender < 4.4
         return list(action.fcurves)
-    bag = action_get_channelbag_for_slot(action, getattr(anim, "action_slot", None))
+    bag = action_get_channelbag_for_slot(action, slot)
     if bag is not None:
         return list(bag.fcurves)
     return list(getattr(action, "fcurves", ()))
 
 
-def fcurve_key_frames(fcurve: Any) -> set[int]:
-    """Frames of an F-curve's keyframes, rounded to whole frames (one ``foreach_get``)."""
+def fcurve_key_times(fcurve: Any) -> np.ndarray:
+    """Times ``[K]`` (frames, float) of an F-curve's keyframes (one ``foreach_get``)."""
     points = fcurve.keyframe_points
     co = np.empty(2 * len(points), dtype=np.float64)
-    if not len(points):
-        return set()
-    points.foreach_get("co", co)
-    return set(np.rint(co[0::2]).astype(np.int64).tolist())
+    if len(points):
+        points.foreach_get("co", co)
+    return co[0::2]
 
 
 def _marker_cameras(scene: Any) -> list[Any]:

@@ -296,6 +296,35 @@ def test_keyframes_mode_is_the_union_including_parents(scene, tmp_path, backend_
     assert len(json.loads(out.read_text())["frames"]) == 7
 
 
+def test_keyframes_mode_reads_nla_strips_in_scene_time(scene, tmp_path, backend_validate):
+    scene.frame_start, scene.frame_end = 1, 60
+    tool = add_splat(tmp_path, "tool")
+    tool.location = (0.0, 0.0, 0.0)
+    tool.keyframe_insert("location", frame=1)
+    tool.location = (0.5, 0.0, 0.0)
+    tool.keyframe_insert("location", frame=3)
+    action = tool.animation_data.action
+    tool.animation_data.action = None
+    track = tool.animation_data.nla_tracks.new()
+    strip = track.strips.new("move", 10, action)
+    strip.scale, strip.repeat = 2.0, 2.0  # keys 1, 3 -> 10, 14; again -> 14, 18
+    back = tool.animation_data.nla_tracks.new()
+    reversed_strip = back.strips.new("back", 40, action)
+    reversed_strip.use_reverse = True  # keys 3, 1 -> 40, 42
+    muted = tool.animation_data.nla_tracks.new()
+    muted.strips.new("ignored", 25, action)
+    muted.mute = True
+    add_camera(scene)
+    out = tmp_path / "scenario.json"
+    data = export(out, frames='KEYFRAMES')
+    backend_validate(out)
+    assert [f["name"] for f in data["frames"]] == [
+        f"frame_{n:04d}" for n in (10, 14, 18, 40, 42)]
+    # The frames are evaluated with the NLA: the pose at frame 14 is the key at 3.
+    pose = np.array(data["frames"][1]["poses"]["tool"])
+    assert pose[0, 3] == pytest.approx(0.5, abs=1e-6)
+
+
 def test_camera_markers_switch_the_camera(scene, tmp_path, backend_validate):
     add_splat(tmp_path, "tool")
     first = add_camera(scene)
