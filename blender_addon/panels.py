@@ -93,7 +93,9 @@ class GSDS_PT_object(Panel):
             col.label(text="Source file not found", icon='ERROR')
         vertices = len(obj.data.vertices)
         col.label(text=f"Gaussians: {settings.gaussian_count:,}")
-        if vertices != settings.gaussian_count:
+        if settings.nonfinite_count:
+            col.label(text=f"Non-finite, skipped: {settings.nonfinite_count:,}")
+        if vertices != settings.gaussian_count - settings.nonfinite_count:
             col.label(text=f"Kept in this proxy: {vertices:,}")
         col.label(text=f"SH degree: {settings.sh_degree}")
         if settings.source_format:

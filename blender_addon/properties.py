@@ -136,6 +136,11 @@ class GSDS_ObjectSettings(PropertyGroup):
     gaussian_count: IntProperty(
         name="Gaussians", min=0, description="Rows (Gaussians) in the source file",
     )
+    nonfinite_count: IntProperty(
+        name="Non-finite Rows", min=0,
+        description="Rows of the source file left out at import because a value is not "
+        "finite (the renderer drops them too)",
+    )
     sh_degree: IntProperty(
         name="SH Degree", min=0, max=3, description="Spherical-harmonics degree of the file",
     )

@@ -394,6 +394,7 @@ def create_proxy_object(splat: SplatData, name: str, collection: Collection, *,
         settings = obj.gsds
         settings.source_path = splat.path
         settings.gaussian_count = splat.count
+        settings.nonfinite_count = arrays.skipped
         settings.sh_degree = splat.sh_degree
         settings.source_format = splat.format
         add_display_modifier(obj, display_density, point_size)

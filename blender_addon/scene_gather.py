@@ -102,7 +102,9 @@ def gather_object(obj: Any) -> GatheredObject:
 
 
 def proxy_keep(obj: Any) -> np.ndarray | None:
-    """Sorted unique ``gs_index`` values of the proxy, or None when it holds every row.
+    """Sorted unique ``gs_index`` values of the proxy, or None when it holds every row
+    (every finite row, when the import skipped non-finite ones: the renderer drops those
+    itself, so no ``keep`` list is needed).
 
     Reads the original (not evaluated) mesh with ``foreach_get``; a proxy in Edit Mode is
     synced first, so vertices deleted there count.
@@ -139,6 +141,10 @@ def proxy_keep(obj: Any) -> np.ndarray | None:
         raise ScenarioExportError(
             f"object {obj.name!r}: {GS_INDEX_ATTRIBUTE} holds {int(bad[0])}, outside the "
             f"source file's {count} Gaussians")
+    # Proxy vertices only ever stand for finite rows, so holding as many distinct rows
+    # as the file has finite ones means holding all of them.
+    if obj.gsds.nonfinite_count and keep.size == count - obj.gsds.nonfinite_count:
+        return None
     return keep
 
 

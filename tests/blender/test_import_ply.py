@@ -229,6 +229,7 @@ def test_non_finite_rows_are_skipped(addon, tmp_path):
     np.testing.assert_array_equal(attribute(obj.data, "gs_index", np.int32), kept)
     np.testing.assert_allclose(positions(obj.data), cols.means[kept].astype(np.float32))
     assert obj.gsds.gaussian_count == 30
+    assert obj.gsds.nonfinite_count == 3
 
 
 # ---------------------------------------------------------------------------- bad files

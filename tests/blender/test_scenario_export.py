@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
-from ply_factory import write_inria_ply
+from ply_factory import random_columns, write_inria_ply
 
 from blender_addon.camera_intrinsics import PinholeCamera
 from blender_addon.scenario_builder import (
@@ -403,6 +403,32 @@ def test_deleted_vertices_become_keep(scene, tmp_path, backend_validate):
     assert assets[other_asset]["keep"] == [i for i in range(30) if i != 1]
     assert len(assets) == 3
     assert reply["assets"][trimmed_asset]["keep"] == assets[trimmed_asset]["keep"]
+
+
+def test_non_finite_rows_need_no_keep_until_a_vertex_is_deleted(scene, tmp_path,
+                                                                backend_validate):
+    import bmesh
+
+    cols = random_columns(20, 0, seed=5)
+    cols.means[4, 0] = np.nan  # skipped at import; the backend drops it too
+    ply = tmp_path / "holey.ply"
+    write_inria_ply(ply, cols)
+    tool = add_splat(tmp_path, "tool", path=ply)
+    assert tool.gsds.nonfinite_count == 1 and len(tool.data.vertices) == 19
+    add_camera(scene)
+    out = tmp_path / "scenario.json"
+    data = export(out)
+    assert "keep" not in data["assets"][data["objects"]["tool"]["asset"]]
+    backend_validate(out)
+    bm = bmesh.new()
+    bm.from_mesh(tool.data)
+    bm.verts.ensure_lookup_table()
+    bmesh.ops.delete(bm, geom=[bm.verts[0]], context='VERTS')  # Gaussian 0
+    bm.to_mesh(tool.data)
+    bm.free()
+    data = export(out)
+    assert data["assets"][data["objects"]["tool"]["asset"]]["keep"] == \
+        [i for i in range(20) if i not in (0, 4)]
 
 
 def test_vertices_deleted_in_edit_mode_count(scene, tmp_path):
