@@ -61,7 +61,11 @@ def prepare_assets(scenario: Scenario, device: torch.device) -> dict[str, Prepar
     prepared: dict[str, PreparedAsset] = {}
     for name in sorted(used):
         spec = scenario.assets[name]
-        loaded = load_gaussians(spec.ply)
+        try:
+            loaded = load_gaussians(spec.ply)
+        except InputError as exc:  # name the scenario field too
+            raise InputError(exc.source, exc.field, f"{exc.problem} (the file of "
+                             f"assets.{name}.ply in {scenario.path})") from None
         g = loaded.gaussians
         if spec.keep is not None:
             if spec.keep.size and spec.keep.max() >= loaded.file_count:

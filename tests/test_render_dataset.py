@@ -168,6 +168,90 @@ def test_other_scenario_refused_unless_overwrite(tmp_path, capsys):
     assert render(other, out, "--overwrite") == 0
     assert (out / "my_notes.txt").read_text() == "keep me"
     assert json.loads((out / "manifest.json").read_text())["complete"]
+    # The scenario kept next to the dataset is the one used now.
+    assert json.loads((out / "scenario.json").read_text())["output"]["val_fraction"] == 0.5
+
+
+def test_overwrite_with_the_same_scenario_resumes(tmp_path):
+    """--overwrite only matters for a different scenario: shards of one scenario may
+    each pass it without wiping each other's frames."""
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out, "--shard", "0/2", "--overwrite") == 0
+    first = json.loads((out / "manifest.json").read_text())
+    image = out / first["frames"][0]["image"]
+    stamp = image.stat().st_mtime_ns
+    assert render(scenario, out, "--shard", "1/2", "--overwrite") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and image.stat().st_mtime_ns == stamp
+
+
+def test_bad_asset_leaves_the_folder_untouched(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    tool = tmp_path / "assets" / "tool.ply"
+    good = tool.read_bytes()
+    tool.write_bytes(good[: len(good) // 2])  # truncated
+    out = tmp_path / "out"
+    assert render(scenario, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tool) in err[0] and "assets.tool.ply" in err[0]
+    assert not out.exists()
+    # Fixed, and another scenario into the same folder: no --overwrite needed, since
+    # the failed run never claimed it.
+    tool.write_bytes(good)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(modified(scenario_dict(), "output.val_fraction", 0.5)))
+    assert render(other, out) == 0
+
+
+def test_a_claimed_folder_without_finished_frames_is_not_a_dataset(tmp_path):
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    (out / ".gs-render").mkdir(parents=True)
+    (out / ".gs-render" / "scenario.sha256").write_text("0" * 64 + "\n")  # a crashed run
+    assert render(scenario, out) == 0
+    assert json.loads((out / "manifest.json").read_text())["complete"]
+
+
+def test_unusable_out_folder_exits_2(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert render(scenario, blocker / "sub") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and str(blocker / "sub") in err[0]
+
+
+def test_only_old_temp_files_are_cleaned_up(tmp_path):
+    """A hard-killed run's temp files go; a running shard's fresh ones stay."""
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out, "--frames", "0:1") == 0
+    folder = out / "images" / "train"
+    folder.mkdir(parents=True, exist_ok=True)
+    stale, fresh = folder / ".frame_x.png.abc.tmp", folder / ".frame_y.png.def.tmp"
+    for tmp in (stale, fresh):
+        tmp.write_bytes(b"partial")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    assert render(scenario, out) == 0
+    assert not stale.exists() and fresh.exists()
+
+
+def test_non_finite_counts_survive_a_resume_with_nothing_to_do(tmp_path):
+    from gs_backend.io import load_gaussians
+    from gs_backend.io.inria_ply import save_inria_ply
+
+    scenario = write_scenario(tmp_path)
+    tool = tmp_path / "assets" / "tool.ply"
+    g = load_gaussians(tool).gaussians
+    g.means[5, 0] = float("nan")
+    save_inria_ply(tool, g)
+    out = tmp_path / "out"
+    assert render(scenario, out) == 0
+    assert json.loads((out / "manifest.json").read_text())["non_finite_dropped"] == {"tool": 1}
+    assert render(scenario, out) == 0  # everything done: no asset is loaded
+    assert json.loads((out / "manifest.json").read_text())["non_finite_dropped"] == {"tool": 1}
 
 
 def test_options_amodal_depth_segment_jpg(tmp_path):

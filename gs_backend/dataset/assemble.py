@@ -58,12 +58,16 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
     """Write manifest.json, data.yaml, COCO files (and scenario.json if absent).
 
     Returns the manifest. ``extra`` is merged into the manifest's top level
-    (e.g. the device and the dropped non-finite counts of this run).
+    (e.g. the device and the dropped non-finite counts of this run); without
+    ``non_finite_dropped`` (a run that loaded no assets), the earlier manifest's is kept.
     """
+    extra = dict(extra or {})
     with folder_lock(layout):
+        if "non_finite_dropped" not in extra:
+            extra["non_finite_dropped"] = _earlier_manifest(layout).get("non_finite_dropped", {})
         records = finished_records(layout, scenario, fingerprint)
         frames = [records[f.name] for f in scenario.frames if f.name in records]
-        manifest = build_manifest(scenario, fingerprint, frames, extra or {})
+        manifest = build_manifest(scenario, fingerprint, frames, extra)
         write_text_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
         write_text_atomic(layout.data_yaml, data_yaml_text(layout.root, scenario.classes))
         if scenario.output.coco:
@@ -72,6 +76,14 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
                 write_text_atomic(layout.coco(split), json.dumps(doc))
         write_scenario_copy(layout, scenario)
     return manifest
+
+
+def _earlier_manifest(layout: DatasetLayout) -> dict[str, Any]:
+    try:
+        manifest = json.loads(layout.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def build_manifest(scenario: Scenario, fingerprint: str, frames: list[dict[str, Any]],
@@ -143,9 +155,10 @@ def data_yaml_text(root: Path, classes: tuple[str, ...]) -> str:
 
 
 def write_scenario_copy(layout: DatasetLayout, scenario: Scenario) -> None:
-    """Keep the scenario next to the dataset, unless one is there already (the
-    Blender side writes it itself). Asset paths are rewritten relative to the folder."""
-    if layout.scenario_copy.exists():
+    """Keep the scenario used next to the dataset, asset paths rewritten relative to
+    the folder; unless the scenario rendered is that very file (the Blender side
+    writes ``OUT/scenario.json`` and renders it)."""
+    if _same_file(layout.scenario_copy, scenario.path):
         return
     raw = json.loads(json.dumps(scenario.raw))
     for name, asset in raw.get("assets", {}).items():
@@ -153,6 +166,13 @@ def write_scenario_copy(layout: DatasetLayout, scenario: Scenario) -> None:
         if isinstance(asset.get("keep"), str):
             asset["keep"] = scenario.assets[name].keep.tolist()  # type: ignore[union-attr]
     write_text_atomic(layout.scenario_copy, json.dumps(raw, indent=1) + "\n")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # either does not exist
+        return False
 
 
 def _relative_or_absolute(path: Path, root: Path) -> str:

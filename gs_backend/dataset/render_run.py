@@ -20,7 +20,7 @@ import torch
 from gs_backend.dataset.assemble import assemble_dataset, finished_records
 from gs_backend.dataset.frame_outputs import FrameJob, write_frame
 from gs_backend.dataset.layout import DatasetLayout
-from gs_backend.dataset.output_folder import claim_output_folder
+from gs_backend.dataset.output_folder import claim_output_folder, plan_output_folder
 from gs_backend.dataset.split import assign_splits
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
 from gs_backend.progress import Progress
@@ -78,23 +78,25 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
                    progress: Progress) -> RenderSummary:
     """Render the selected frames of ``scenario`` into ``options.out_dir``.
 
-    Frames already finished (same scenario) are kept. On KeyboardInterrupt the
+    Frames already finished (same scenario) are kept. The assets are loaded before the
+    folder is touched, so bad input leaves it as it was. On KeyboardInterrupt the
     frames already handed to the writers are completed, then the interrupt is
     re-raised; the folder stays resumable.
     """
     t0 = time.perf_counter()
     layout = DatasetLayout(options.out_dir)
     fingerprint = scenario.fingerprint()
-    claim_output_folder(layout, fingerprint, overwrite=options.overwrite)
+    plan = plan_output_folder(layout, fingerprint, overwrite=options.overwrite)
 
     selected = options.selection.apply(scenario.frames)
-    done = finished_records(layout, scenario, fingerprint)
+    done = finished_records(layout, scenario, fingerprint) if plan == "resume" else {}
     todo = [f for f in selected if f.name not in done]
     skipped = len(selected) - len(todo)
     splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
                            scenario.output.split_seed)
 
     assets = prepare_assets(scenario, options.device) if todo else {}
+    claim_output_folder(layout, fingerprint, plan)
     non_finite = {name: a.non_finite for name, a in assets.items() if a.non_finite}
     for name, count in non_finite.items():
         progress.log("warning", f"asset {name!r}: dropped {count} Gaussians with NaN or "
@@ -135,8 +137,9 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
                 future.cancel()
             raise
 
-    extra = {"device": str(options.device),
-             "non_finite_dropped": non_finite}
+    extra: dict[str, Any] = {"device": str(options.device)}
+    if assets:  # else nothing was loaded: keep what an earlier run recorded
+        extra["non_finite_dropped"] = non_finite
     manifest = assemble_dataset(layout, scenario, fingerprint, extra)
     summary = RenderSummary(
         out=layout.root, frames_total=len(scenario.frames), frames_selected=len(selected),
