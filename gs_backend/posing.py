@@ -113,7 +113,8 @@ def similarity_from_matrix(
     sigma_max, sigma_min = float(sigma[0]), float(sigma[-1])
     if sigma_min <= 0.0:
         raise refuse(
-            "zero scale: the 3x3 part is singular",
+            f"zero scale: the 3x3 part is singular (scale factors {_factors(sigma)}, "
+            "anisotropy infinite)",
             anisotropy=math.inf if sigma_max > 0.0 else None,
         )
     anisotropy = sigma_max / sigma_min - 1.0
@@ -124,7 +125,9 @@ def similarity_from_matrix(
         )
     if np.linalg.det(linear) < 0.0:
         raise refuse(
-            "negative determinant: a mirror or negative scale is not a valid pose",
+            "negative determinant: a mirror or negative scale is not a valid pose "
+            f"(scale factors {_factors(sigma)} with a reflection, anisotropy "
+            f"{anisotropy:.3g})",
             anisotropy=anisotropy,
         )
     rotation = u @ vt  # nearest rotation; det = +1 since det(linear) > 0
@@ -133,6 +136,11 @@ def similarity_from_matrix(
         rotation=torch.from_numpy(rotation),
         translation=torch.from_numpy(m[:3, 3].copy()),
     )
+
+
+def _factors(sigma: np.ndarray) -> str:
+    """The singular values (scale factors) ``[3]`` as a short list for messages."""
+    return "[" + ", ".join(f"{s:.3g}" for s in sigma) + "]"
 
 
 def quat_multiply(

@@ -104,8 +104,9 @@ def test_violations_name_the_field(scenario_dir, dotted, value, field, words):
     [
         ([[1, 0.3, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "anisotropy"),
         ([[1, 0, 0, 0], [0, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "anisotropy"),
-        (np.diag([-1.0, -1.0, -1.0, 1.0]).tolist(), ""),
-        ([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ""),
+        (np.diag([-1.0, -1.0, -1.0, 1.0]).tolist(), "reflection, anisotropy 0"),
+        (np.diag([1.0, 0.0, 1.0, 1.0]).tolist(), "anisotropy infinite"),
+        ([[1, 0, 0], [0, 1, 0], [0, 0, 1]], "4x4"),
     ],
 )
 def test_bad_pose_names_frame_object_and_anisotropy(scenario_dir, matrix, words):
