@@ -15,6 +15,7 @@ Human-readable messages go to stderr in the other modes.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Literal, Protocol, TextIO
 
@@ -70,8 +71,12 @@ class TextProgress:
         if self.use_bar:
             from tqdm import tqdm
 
+            # A terminal that reports no size (a bare pseudo-terminal) would get an
+            # empty bar from dynamic_ncols: use 80 columns there.
+            sized = _terminal_columns(self.stream) > 0
             self._bar = tqdm(total=total, initial=skipped, unit="frame", file=self.stream,
-                             dynamic_ncols=True, desc="render")
+                             dynamic_ncols=sized, ncols=None if sized else 80,
+                             desc="render")
 
     def frame(self, done: int, total: int, name: str, **info: Any) -> None:
         if self._bar is not None:
@@ -107,6 +112,14 @@ class TextProgress:
             self._bar = None
         self.stream.write(f"error: {message}\n")
         self.stream.flush()
+
+
+def _terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal behind ``stream``, 0 when unknown."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def make_progress(mode: ProgressMode) -> Progress:

@@ -1,0 +1,65 @@
+"""`--progress bar`: a tqdm bar when stderr is a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from tests.scenario_factory import write_scenario
+
+pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX only")
+fcntl = pytest.importorskip("fcntl")
+termios = pytest.importorskip("termios")
+
+
+def run_with_stderr_on_a_terminal(args: list[str], columns: int) -> tuple[int, str]:
+    """Run ``python -m gs_backend ARGS`` with stderr on a pseudo-terminal ``columns``
+    wide (0: a terminal that reports no size); return (exit code, what it wrote)."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "gs_backend", *args],
+                            stdout=subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("columns", [100, 0])
+def test_bar_on_a_terminal(tmp_path, columns):
+    scenario = write_scenario(tmp_path)
+    code, text = run_with_stderr_on_a_terminal(
+        ["render", str(scenario), "--out", str(tmp_path / "out"), "--device", "cpu",
+         "--progress", "bar"], columns)
+    assert code == 0, text
+    assert "render:" in text and "4/4" in text and "frame" in text  # tqdm's bar
+    assert "\r" in text  # redrawn in place, not one line per frame
+    assert "[1/4]" not in text
+    assert "done: 4/4 frames" in text
+
+
+def test_plain_lines_when_not_a_terminal(tmp_path):
+    scenario = write_scenario(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gs_backend", "render", str(scenario), "--out",
+         str(tmp_path / "out"), "--device", "cpu", "--progress", "bar"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "\r" not in proc.stderr
+    assert lines[-1].startswith("done: 4/4 frames")
