@@ -71,12 +71,12 @@ class TextProgress:
         if self.use_bar:
             from tqdm import tqdm
 
-            # A terminal that reports no size (a bare pseudo-terminal) would get an
-            # empty bar from dynamic_ncols: use 80 columns there.
-            sized = _terminal_columns(self.stream) > 0
+            # A terminal that reports no size (a bare pseudo-terminal, 0 x 0) would get
+            # no bar at all from tqdm: assume 80 x 20 there.
+            sized = min(_terminal_size(self.stream)) > 0
             self._bar = tqdm(total=total, initial=skipped, unit="frame", file=self.stream,
                              dynamic_ncols=sized, ncols=None if sized else 80,
-                             desc="render")
+                             nrows=None if sized else 20, desc="render")
 
     def frame(self, done: int, total: int, name: str, **info: Any) -> None:
         if self._bar is not None:
@@ -114,12 +114,13 @@ class TextProgress:
         self.stream.flush()
 
 
-def _terminal_columns(stream: TextIO) -> int:
-    """The width of the terminal behind ``stream``, 0 when unknown."""
+def _terminal_size(stream: TextIO) -> tuple[int, int]:
+    """(columns, lines) of the terminal behind ``stream``; (0, 0) when unknown."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        size = os.get_terminal_size(stream.fileno())
     except (AttributeError, OSError, ValueError):
-        return 0
+        return 0, 0
+    return size.columns, size.lines
 
 
 def make_progress(mode: ProgressMode) -> Progress:

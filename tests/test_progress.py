@@ -16,11 +16,11 @@ fcntl = pytest.importorskip("fcntl")
 termios = pytest.importorskip("termios")
 
 
-def run_with_stderr_on_a_terminal(args: list[str], columns: int) -> tuple[int, str]:
-    """Run ``python -m gs_backend ARGS`` with stderr on a pseudo-terminal ``columns``
-    wide (0: a terminal that reports no size); return (exit code, what it wrote)."""
+def run_with_stderr_on_a_terminal(args: list[str], size: tuple[int, int]) -> tuple[int, str]:
+    """Run ``python -m gs_backend ARGS`` with stderr on a pseudo-terminal of ``size``
+    (lines, columns; (0, 0): one that reports no size); return (exit code, output)."""
     leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     env = {key: value for key, value in os.environ.items()
            if key not in ("COLUMNS", "LINES")}
     proc = subprocess.Popen([sys.executable, "-m", "gs_backend", *args],
@@ -39,12 +39,12 @@ def run_with_stderr_on_a_terminal(args: list[str], columns: int) -> tuple[int, s
     return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("columns", [100, 0])
-def test_bar_on_a_terminal(tmp_path, columns):
+@pytest.mark.parametrize("size", [(24, 100), (0, 0)])
+def test_bar_on_a_terminal(tmp_path, size):
     scenario = write_scenario(tmp_path)
     code, text = run_with_stderr_on_a_terminal(
         ["render", str(scenario), "--out", str(tmp_path / "out"), "--device", "cpu",
-         "--progress", "bar"], columns)
+         "--progress", "bar"], size)
     assert code == 0, text
     assert "render:" in text and "4/4" in text and "frame" in text  # tqdm's bar
     assert "\r" in text  # redrawn in place, not one line per frame
