@@ -352,3 +352,42 @@ def test_ctrl_c_exits_130_and_run_resumes(tmp_path):
         assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED) is not None, png
     assert render(scenario, out) == 0
     assert json.loads((out / "manifest.json").read_text())["frames_done"] == 150
+
+
+def test_image_writing_overlaps_rendering(tmp_path, monkeypatch):
+    """Frames are written on the writer threads while the next frame renders."""
+    import io
+    import threading
+
+    import torch
+
+    from gs_backend.dataset import render_run
+    from gs_backend.progress import JsonlProgress
+    from gs_backend.scenario import load_scenario
+
+    events: list[tuple[str, str, float, str]] = []  # (what, frame, time, thread name)
+    real_write, real_render = render_run.write_frame, render_run.FrameRenderer.render
+
+    def slow_write(job):
+        events.append(("write", job.frame.name, time.perf_counter(),
+                       threading.current_thread().name))
+        time.sleep(0.3)  # PNG compression of a big frame
+        return real_write(job)
+
+    def timed_render(self, frame):
+        events.append(("render", frame.name, time.perf_counter(),
+                       threading.current_thread().name))
+        return real_render(self, frame)
+
+    monkeypatch.setattr(render_run, "write_frame", slow_write)
+    monkeypatch.setattr(render_run.FrameRenderer, "render", timed_render)
+    scenario = load_scenario(write_scenario(tmp_path))
+    options = render_run.RenderOptions(out_dir=tmp_path / "out", device=torch.device("cpu"))
+    summary = render_run.render_dataset(scenario, options, JsonlProgress(io.StringIO()))
+    assert summary.frames_done == 4
+    writes = {name: (t, thread) for what, name, t, thread in events if what == "write"}
+    renders = {name: (t, thread) for what, name, t, thread in events if what == "render"}
+    assert all(thread.startswith("gs-writer") for _, thread in writes.values())
+    assert all(thread == "MainThread" for _, thread in renders.values())
+    # Frame 2 starts rendering while frame 1 is still being written (0.3 s).
+    assert renders["frame_0002"][0] < writes["frame_0001"][0] + 0.3
