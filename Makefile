@@ -12,7 +12,7 @@ BLENDER_STAMP := $(BLENDER_VENV)/.setup-done
 TORCH ?= -r requirements/torch-cpu.txt
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test lint demo bench extension clean
+.PHONY: setup test test-blender-versions lint demo bench extension clean
 
 setup: $(STAMP) $(BLENDER_STAMP)
 
@@ -35,6 +35,17 @@ test: setup
 	$(PY) -m pytest -q
 	$(BPY) -m pytest -q tests/blender
 
+# The Blender-side tests on older Blender lines too (a bpy wheel each, ~500 MB per
+# version, in .venv-bpy-<version>); not part of `make test`.
+BPY_VERSIONS ?= 4.2.0 4.3.0 4.4.0
+test-blender-versions: setup
+	@status=0; for v in $(BPY_VERSIONS); do \
+	  venv=.venv-bpy-$$v; \
+	  test -x $$venv/bin/python || $(PYTHON311) -m venv $$venv || exit 1; \
+	  $$venv/bin/python -m pip install -q "bpy==$$v" "numpy<2" pytest || exit 1; \
+	  echo "== bpy $$v"; $$venv/bin/python -m pytest -q tests/blender || status=1; \
+	done; exit $$status
+
 # Standard library only: no venv needed.
 extension:
 	$(PYTHON) scripts/build_extension.py
@@ -50,4 +61,4 @@ bench: setup
 	$(PY) scripts/bench_render.py
 
 clean:
-	rm -rf $(VENV) $(BLENDER_VENV) dist build *.egg-info demo-output bench-output
+	rm -rf $(VENV) $(BLENDER_VENV) .venv-bpy-* dist build *.egg-info demo-output bench-output

@@ -55,13 +55,12 @@ def _blend_relative_path_options() -> set[str]:
     """Options of path properties that may hold ``//`` (blend-relative) paths.
 
     Blender 4.5+ warns when such a path is set on a property that did not opt in with
-    ``PATH_SUPPORTS_BLEND_RELATIVE``; older versions do not know the option (TypeError).
+    ``PATH_SUPPORTS_BLEND_RELATIVE``; older versions refuse the unknown option when the
+    property registers. The flag's RNA twin tells which kind of Blender this is.
     """
-    try:
-        StringProperty(options={'PATH_SUPPORTS_BLEND_RELATIVE'})
-    except TypeError:
-        return set()
-    return {'PATH_SUPPORTS_BLEND_RELATIVE'}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        return {'PATH_SUPPORTS_BLEND_RELATIVE'}
+    return set()
 
 
 BLEND_RELATIVE_PATH = _blend_relative_path_options()

@@ -79,7 +79,10 @@ def addon_package() -> ModuleType:
     if not hasattr(bpy.types.Object, "gsds") and not bpy.app.binary_path:
         # The bpy module starts on factory settings; load the user's preferences (and so
         # their enabled extensions and the backend preference) as `blender -b` does.
-        bpy.ops.wm.read_userpref()
+        if bpy.app.version >= (4, 3, 0):
+            bpy.ops.wm.read_userpref()
+        else:  # the bpy 4.2 module crashes in read_userpref (the blender binary does not)
+            log("bpy 4.2 module: your Blender preferences are not read (pass --backend)")
     if hasattr(bpy.types.Object, "gsds"):
         for name, module in sorted(sys.modules.items()):
             if name.rpartition(".")[2] in ("gs_dataset_studio", "blender_addon") \
@@ -91,8 +94,19 @@ def addon_package() -> ModuleType:
     package = importlib.import_module("blender_addon")
     if not hasattr(bpy.types.Object, "gsds"):
         package.register()
+        _REGISTERED_HERE.append(package)
         log(f"registered the add-on from {REPO / 'blender_addon'}")
     return package
+
+
+_REGISTERED_HERE: list[ModuleType] = []
+
+
+def release_addon() -> None:
+    """Unregister what :func:`addon_package` registered. (The bpy module of Blender 4.2
+    crashes at exit while an add-on's preferences class is still registered.)"""
+    while _REGISTERED_HERE:
+        _REGISTERED_HERE.pop().unregister()
 
 
 def default_backend(package: ModuleType) -> str:
@@ -213,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
               "--out folders", file=sys.stderr)
         return EXIT_BAD_INPUT
     package = addon_package()
+    try:
+        return render_blends(package, blends, args, batch)
+    finally:
+        release_addon()
+
+
+def render_blends(package: ModuleType, blends: list[Path | None], args: argparse.Namespace,
+                  batch: bool) -> int:
+    """Render each .blend (None: the open file); print one line each; the exit code."""
     backend = args.backend or default_backend(package)
     failed = 0
     code = 0

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +77,20 @@ def script_argv() -> list[str]:
     return [] if bpy.app.binary_path else sys.argv[1:]
 
 
-def ensure_addon() -> None:
-    """Register the add-on from this checkout unless it (or the extension) already is."""
+def ensure_addon() -> Callable[[], None]:
+    """Register the add-on from this checkout unless it (or the extension) already is.
+
+    Returns what undoes it. (The bpy module of Blender 4.2 crashes at exit while an
+    add-on's preferences class is still registered.)
+    """
     if hasattr(bpy.types.Object, "gsds"):
-        return
+        return lambda: None
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     import blender_addon
 
     blender_addon.register()
+    return blender_addon.unregister
 
 
 # ---------------------------------------------------------------------------
@@ -286,7 +292,15 @@ def main(argv: list[str] | None = None) -> int:
         bpy.ops.wm.read_homefile(use_empty=True)
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
-    ensure_addon()
+    release_addon = ensure_addon()
+    try:
+        return build_and_save(args)
+    finally:
+        release_addon()
+
+
+def build_and_save(args: argparse.Namespace) -> int:
+    """Build the scene from the scenario and save the .blend; the exit code."""
     out = args.out.resolve()
     try:
         scenario = build_scene(args.scenario.resolve(), args.output_dir)
