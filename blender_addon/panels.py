@@ -54,14 +54,23 @@ class GSDS_UL_classes(UIList):
         row.prop(item, "name", text="", emboss=False)
 
 
-class GSDS_PT_object(Panel):
+class _SidebarTab:
+    """Mixin: a panel of the 3D viewport's sidebar tab, shown when there is a scene."""
+
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = CATEGORY
+
+    @classmethod
+    def poll(cls, context: Context) -> bool:
+        return context.scene is not None
+
+
+class GSDS_PT_object(_SidebarTab, Panel):
     """Role, class and source of the active object."""
 
     bl_idname = "GSDS_PT_object"
     bl_label = "Splat Object"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = CATEGORY
     bl_order = 0
 
     @classmethod
@@ -103,19 +112,12 @@ class GSDS_PT_object(Panel):
         layout.prop(settings, "display_density", slider=True)
 
 
-class GSDS_PT_dataset(Panel):
+class GSDS_PT_dataset(_SidebarTab, Panel):
     """Scene-level dataset settings: classes, output, frames, label kinds."""
 
     bl_idname = "GSDS_PT_dataset"
     bl_label = "Dataset"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = CATEGORY
     bl_order = 1
-
-    @classmethod
-    def poll(cls, context: Context) -> bool:
-        return context.scene is not None
 
     def draw(self, context: Context) -> None:
         layout = self.layout
@@ -150,19 +152,12 @@ class GSDS_PT_dataset(Panel):
         layout.prop(settings, "image_format")
 
 
-class GSDS_PT_render(Panel):
+class GSDS_PT_render(_SidebarTab, Panel):
     """Export the scenario or render the dataset; progress while the backend runs."""
 
     bl_idname = "GSDS_PT_render"
     bl_label = "Export & Render"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = CATEGORY
     bl_order = 2
-
-    @classmethod
-    def poll(cls, context: Context) -> bool:
-        return context.scene is not None
 
     def draw(self, context: Context) -> None:
         layout = self.layout
