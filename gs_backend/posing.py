@@ -111,11 +111,13 @@ def similarity_from_matrix(
     linear = m[:3, :3]
     u, sigma, vt = np.linalg.svd(linear)
     sigma_max, sigma_min = float(sigma[0]), float(sigma[-1])
+    if sigma_max <= 0.0:
+        raise refuse("zero scale: the 3x3 part is all zeros")
     if sigma_min <= 0.0:
         raise refuse(
             f"zero scale: the 3x3 part is singular (scale factors {_factors(sigma)}, "
             "anisotropy infinite)",
-            anisotropy=math.inf if sigma_max > 0.0 else None,
+            anisotropy=math.inf,
         )
     anisotropy = sigma_max / sigma_min - 1.0
     if anisotropy > tolerance:

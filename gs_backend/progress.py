@@ -72,11 +72,12 @@ class TextProgress:
             from tqdm import tqdm
 
             # A terminal that reports no size (a bare pseudo-terminal, 0 x 0) would get
-            # no bar at all from tqdm: assume 80 x 20 there.
-            sized = min(_terminal_size(self.stream)) > 0
+            # no bar at all from tqdm: assume 80 columns and 20 lines where unknown.
+            columns, lines = _terminal_size(self.stream)
+            sized = columns > 0 and lines > 0
             self._bar = tqdm(total=total, initial=skipped, unit="frame", file=self.stream,
-                             dynamic_ncols=sized, ncols=None if sized else 80,
-                             nrows=None if sized else 20, desc="render")
+                             dynamic_ncols=sized, ncols=None if sized else columns or 80,
+                             nrows=None if sized else lines or 20, desc="render")
 
     def frame(self, done: int, total: int, name: str, **info: Any) -> None:
         if self._bar is not None:

@@ -202,6 +202,11 @@ def test_bad_asset_leaves_the_folder_untouched(tmp_path, capsys):
     other = tmp_path / "other.json"
     other.write_text(json.dumps(modified(scenario_dict(), "output.val_fraction", 0.5)))
     assert render(other, out) == 0
+    # A bad asset under --overwrite does not cost the dataset already there.
+    before = (out / "manifest.json").read_text()
+    tool.write_bytes(good[: len(good) // 2])
+    assert render(scenario, out, "--overwrite") == 2
+    assert (out / "manifest.json").read_text() == before
 
 
 def test_a_claimed_folder_without_finished_frames_is_not_a_dataset(tmp_path):
@@ -391,3 +396,31 @@ def test_image_writing_overlaps_rendering(tmp_path, monkeypatch):
     assert all(thread == "MainThread" for _, thread in renders.values())
     # Frame 2 starts rendering while frame 1 is still being written (0.3 s).
     assert renders["frame_0002"][0] < writes["frame_0001"][0] + 0.3
+
+
+def test_shards_claiming_together_keep_each_others_frames(tmp_path):
+    """Two shards with --overwrite start together on a folder of another scenario: both
+    plan "replace" before loading assets, but only the first claim clears the folder;
+    the second, planning again under the lock, resumes."""
+    from gs_backend.dataset.layout import DatasetLayout
+    from gs_backend.dataset.output_folder import claim_output_folder, plan_output_folder
+    from gs_backend.scenario import load_scenario
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(modified(scenario_dict(), "output.val_fraction", 0.5)))
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(old, out) == 0
+    layout = DatasetLayout(out)
+    lock_inode = layout.lock_file.stat().st_ino
+    fingerprint = load_scenario(scenario).fingerprint()
+    assert plan_output_folder(layout, fingerprint, overwrite=True) == "replace"  # shard A
+    assert plan_output_folder(layout, fingerprint, overwrite=True) == "replace"  # shard B
+    assert claim_output_folder(layout, fingerprint, overwrite=True) == "replace"  # A first
+    assert not layout.manifest.exists()  # the old dataset is gone
+    assert layout.lock_file.stat().st_ino == lock_inode  # B may be waiting on this lock
+    record = layout.record("frame_0001")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text("{}")  # A finishes a frame
+    assert claim_output_folder(layout, fingerprint, overwrite=True) == "resume"  # B
+    assert record.exists()

@@ -61,6 +61,23 @@ def test_fingerprint_changes_with_content_not_with_meta(scenario_dir):
     assert base.fingerprint() != other.fingerprint()
 
 
+def test_fingerprint_follows_asset_content_not_location(scenario_dir, tmp_path_factory):
+    import shutil
+
+    before = load_scenario(scenario_dir / "scenario.json").fingerprint()
+    moved = tmp_path_factory.mktemp("moved") / "project"
+    shutil.copytree(scenario_dir, moved)  # scenario and assets moved together
+    assert load_scenario(moved / "scenario.json").fingerprint() == before
+    tool = moved / "assets" / "tool.ply"
+    data = bytearray(tool.read_bytes())
+    data[-1] ^= 0x01  # one bit of one Gaussian changed in place
+    tool.write_bytes(bytes(data))
+    assert load_scenario(moved / "scenario.json").fingerprint() != before
+    tool.unlink()
+    with pytest.raises(InputError, match=r"assets\.tool\.ply"):
+        parse_scenario(scenario_dict(), moved / "scenario.json").fingerprint()
+
+
 @pytest.mark.parametrize(
     ("dotted", "value", "field", "words"),
     [

@@ -8,38 +8,20 @@ last run to finish writes the complete files.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gs_backend import __version__
 from gs_backend.dataset.frame_outputs import read_record, record_is_complete
 from gs_backend.dataset.layout import SPLITS, DatasetLayout
+from gs_backend.dataset.output_folder import folder_lock
 from gs_backend.io.atomic import write_text_atomic
 from gs_backend.labels import coco_categories, coco_document
 from gs_backend.scenario import Scenario
 
 MANIFEST_FORMAT = "gs-dataset-manifest"
 MANIFEST_VERSION = 1
-
-
-@contextlib.contextmanager
-def folder_lock(layout: DatasetLayout) -> Iterator[None]:
-    """An exclusive advisory lock on the output folder (POSIX; a no-op elsewhere)."""
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(layout.lock_file, "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows: shards into one folder are not guarded there
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def finished_records(layout: DatasetLayout, scenario: Scenario,
@@ -57,14 +39,12 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write manifest.json, data.yaml, COCO files (and scenario.json if absent).
 
-    Returns the manifest. ``extra`` is merged into the manifest's top level
-    (e.g. the device and the dropped non-finite counts of this run); without
-    ``non_finite_dropped`` (a run that loaded no assets), the earlier manifest's is kept.
+    Returns the manifest. ``extra`` is merged into the manifest's top level (e.g. the
+    device); ``non_finite_dropped`` comes from the folder's bookkeeping, written by the
+    last run that loaded the assets.
     """
-    extra = dict(extra or {})
+    extra = {"non_finite_dropped": _read_json(layout.non_finite_file, {}), **(extra or {})}
     with folder_lock(layout):
-        if "non_finite_dropped" not in extra:
-            extra["non_finite_dropped"] = _earlier_manifest(layout).get("non_finite_dropped", {})
         records = finished_records(layout, scenario, fingerprint)
         frames = [records[f.name] for f in scenario.frames if f.name in records]
         manifest = build_manifest(scenario, fingerprint, frames, extra)
@@ -78,12 +58,11 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
     return manifest
 
 
-def _earlier_manifest(layout: DatasetLayout) -> dict[str, Any]:
+def _read_json(path: Path, default: Any) -> Any:
     try:
-        manifest = json.loads(layout.manifest.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
+        return default
 
 
 def build_manifest(scenario: Scenario, fingerprint: str, frames: list[dict[str, Any]],

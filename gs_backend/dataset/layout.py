@@ -62,6 +62,11 @@ class DatasetLayout:
         return self.state_dir / "scenario.sha256"
 
     @property
+    def non_finite_file(self) -> Path:
+        """Non-finite Gaussians dropped per asset (JSON), kept for the manifest."""
+        return self.state_dir / "non_finite.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "lock"
 

@@ -1,8 +1,7 @@
 """Claiming an output folder: same scenario resumes, a different one is refused.
 
 A folder "holds a dataset" once it has a manifest or at least one finished frame.
-The rules, decided by :func:`plan_output_folder` before anything is written (so a run
-that fails on its input leaves the folder as it was):
+The rules (:func:`plan_output_folder`):
 
 - same scenario (fingerprint) as before: resume, with or without ``overwrite``
   (finished frames are kept; shards of one scenario can each pass ``--overwrite``);
@@ -10,12 +9,19 @@ that fails on its input leaves the folder as it was):
   then only the files and folders this tool owns are removed, never anything else the
   user keeps there;
 - leftovers of another scenario that never finished a frame: replaced silently.
+
+A run plans once before loading its assets (to fail fast, writing nothing) and again
+under the folder lock when it claims the folder (:func:`claim_output_folder`), so
+shards that start together agree: the first claims, the others resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 from gs_backend.dataset.layout import OWNED_DIRS, OWNED_FILES, DatasetLayout
@@ -51,22 +57,48 @@ def plan_output_folder(layout: DatasetLayout, fingerprint: str, *,
     return "replace"
 
 
-def claim_output_folder(layout: DatasetLayout, fingerprint: str, plan: FolderPlan) -> None:
-    """Carry out ``plan``: clear our outputs when replacing, create the folder and mark
-    it as this scenario's.
+def claim_output_folder(layout: DatasetLayout, fingerprint: str, *,
+                        overwrite: bool) -> FolderPlan:
+    """Plan again under the folder lock and carry it out: clear our outputs when
+    replacing, create the folder and mark it as this scenario's. Returns the plan.
 
     Raises:
-        InputError: the folder cannot be created or written.
+        InputError: as :func:`plan_output_folder`, or the folder cannot be created or
+            written.
     """
     try:
-        if plan == "replace":
-            remove_owned_outputs(layout)
-        layout.root.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(layout.fingerprint_file, fingerprint + "\n")
+        with folder_lock(layout):
+            plan = plan_output_folder(layout, fingerprint, overwrite=overwrite)
+            if plan == "replace":
+                remove_owned_outputs(layout)
+            if plan != "resume":
+                write_text_atomic(layout.fingerprint_file, fingerprint + "\n")
+            _remove_stale_temp_files(layout)
     except OSError as exc:
         raise InputError(layout.root, "--out", "cannot create or write the folder: "
                                                f"{exc.strerror or exc}") from None
-    _remove_stale_temp_files(layout)
+    return plan
+
+
+@contextlib.contextmanager
+def folder_lock(layout: DatasetLayout) -> Iterator[None]:
+    """An exclusive advisory lock on the output folder (POSIX; a no-op elsewhere).
+
+    Creates the folder. The lock file is never removed (see
+    :func:`remove_owned_outputs`), so every process locks the same file.
+    """
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(layout.lock_file, "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: shards into one folder are not guarded there
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def holds_dataset(layout: DatasetLayout) -> bool:
@@ -78,11 +110,25 @@ def holds_dataset(layout: DatasetLayout) -> bool:
 
 
 def remove_owned_outputs(layout: DatasetLayout) -> None:
-    """Delete what this tool writes in the folder (see ``OWNED_DIRS``/``OWNED_FILES``)."""
+    """Delete what this tool writes in the folder (see ``OWNED_DIRS``/``OWNED_FILES``),
+    except the lock file, which other processes may be waiting on."""
     for name in OWNED_DIRS:
-        shutil.rmtree(layout.root / name, ignore_errors=True)
+        folder = layout.root / name
+        if folder == layout.state_dir:
+            for entry in folder.glob("*") if folder.is_dir() else ():
+                if entry != layout.lock_file:
+                    _remove(entry)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
     for name in OWNED_FILES:
         (layout.root / name).unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _stored_fingerprint(layout: DatasetLayout) -> str | None:
@@ -94,14 +140,17 @@ def _stored_fingerprint(layout: DatasetLayout) -> str | None:
 
 def _remove_stale_temp_files(layout: DatasetLayout, max_age_s: float = STALE_TEMP_AGE_S) -> None:
     """Temp files of a run that was killed hard (never under a final name), once they
-    are old enough not to be another running shard's writes in flight."""
+    are old enough not to be another running shard's writes in flight: in our folders,
+    and those of our files at the top (manifest, data.yaml, scenario.json)."""
+    root = layout.root
+    candidates = [tmp for name in OWNED_DIRS if (root / name).is_dir()
+                  for tmp in (root / name).rglob(".*.tmp")]
+    candidates += [tmp for name in (*OWNED_FILES, layout.scenario_copy.name)
+                   for tmp in root.glob(f".{name}.*.tmp")]
     cutoff = time.time() - max_age_s
-    for name in OWNED_DIRS:
-        folder = layout.root / name
-        if folder.is_dir():
-            for tmp in folder.rglob(".*.tmp"):
-                try:
-                    if tmp.stat().st_mtime < cutoff:
-                        tmp.unlink(missing_ok=True)
-                except FileNotFoundError:  # its writer renamed it meanwhile
-                    pass
+    for tmp in candidates:
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            pass

@@ -8,6 +8,7 @@ pool, which bounds memory.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from gs_backend.dataset.layout import DatasetLayout
 from gs_backend.dataset.output_folder import claim_output_folder, plan_output_folder
 from gs_backend.dataset.split import assign_splits
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
+from gs_backend.io.atomic import write_text_atomic
 from gs_backend.progress import Progress
 from gs_backend.raster import RasterBackend
 from gs_backend.scenario import FrameSpec, Scenario
@@ -91,13 +93,18 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
     selected = options.selection.apply(scenario.frames)
     done = finished_records(layout, scenario, fingerprint) if plan == "resume" else {}
     todo = [f for f in selected if f.name not in done]
+    assets = prepare_assets(scenario, options.device) if todo else {}
+    if claim_output_folder(layout, fingerprint, overwrite=options.overwrite) == "resume" \
+            and plan != "resume":  # another shard claimed the folder meanwhile
+        done = finished_records(layout, scenario, fingerprint)
+        todo = [f for f in selected if f.name not in done]
     skipped = len(selected) - len(todo)
     splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
                            scenario.output.split_seed)
 
-    assets = prepare_assets(scenario, options.device) if todo else {}
-    claim_output_folder(layout, fingerprint, plan)
     non_finite = {name: a.non_finite for name, a in assets.items() if a.non_finite}
+    if assets:
+        write_text_atomic(layout.non_finite_file, json.dumps(non_finite) + "\n")
     for name, count in non_finite.items():
         progress.log("warning", f"asset {name!r}: dropped {count} Gaussians with NaN or "
                                 f"infinite values ({scenario.assets[name].ply})")
@@ -137,10 +144,7 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
                 future.cancel()
             raise
 
-    extra: dict[str, Any] = {"device": str(options.device)}
-    if assets:  # else nothing was loaded: keep what an earlier run recorded
-        extra["non_finite_dropped"] = non_finite
-    manifest = assemble_dataset(layout, scenario, fingerprint, extra)
+    manifest = assemble_dataset(layout, scenario, fingerprint, {"device": str(options.device)})
     summary = RenderSummary(
         out=layout.root, frames_total=len(scenario.frames), frames_selected=len(selected),
         frames_rendered=len(todo), frames_skipped=skipped,
