@@ -127,7 +127,11 @@ def check_output_folder(out_dir: Path, scenario: dict[str, Any], *, overwrite: b
     """
     from .scenario_builder import ScenarioExportError
 
-    used = (out_dir / "manifest.json").exists() or (out_dir / ".gs-render").is_dir()
+    # The backend's rule (gs_backend.dataset.output_folder.holds_dataset): a manifest
+    # or at least one finished frame record.
+    records = out_dir / ".gs-render" / "frames"
+    used = (out_dir / "manifest.json").exists() or (
+        records.is_dir() and any(records.glob("*.json")))
     if not used or overwrite:
         return
     try:

@@ -226,7 +226,9 @@ def key_times(id_block: Any) -> np.ndarray:
     if anim is None:
         return np.empty(0)
     times = []
-    if anim.action is not None:
+    # In NLA tweak mode the active action is the tweaked strip's, which the loop over
+    # the strips below maps to scene time already.
+    if anim.action is not None and not anim.use_tweak_mode:
         times += [fcurve_key_times(fc) for fc in
                   action_fcurves(anim.action, getattr(anim, "action_slot", None))]
     for track in anim.nla_tracks:

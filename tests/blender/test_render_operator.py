@@ -215,6 +215,22 @@ def test_a_used_folder_with_another_scenario_needs_overwrite(scene, tmp_path):
     assert "--overwrite" in argv
 
 
+def test_a_folder_without_finished_frames_is_not_refused(scene, tmp_path):
+    """Same rule as the backend: bookkeeping of a run that never finished a frame (a
+    crash right after claiming) is not a dataset to protect."""
+    state = tmp_path / "out" / ".gs-render"
+    state.mkdir(parents=True)
+    (state / "scenario.sha256").write_text("0" * 64 + "\n")
+    (tmp_path / "out" / "scenario.json").write_text("{}")  # another scenario's copy
+    assert run_to_end(start_render_job(bpy.context, backend_command=fake()))[0] == {'FINISHED'}
+    (tmp_path / "out" / "manifest.json").unlink()  # (written by the fake backend)
+    (state / "frames").mkdir()
+    (state / "frames" / "frame_0001.json").write_text("{}")  # a finished frame
+    (tmp_path / "out" / "scenario.json").write_text("{}")
+    with pytest.raises(ScenarioExportError, match="already holds a dataset of a different"):
+        start_render_job(bpy.context, backend_command=fake())
+
+
 def test_the_panels_overwrite_switch_reaches_the_backend(scene, tmp_path, monkeypatch):
     monkeypatch.setenv(operators_render.BACKEND_ENV, fake())
     assert bpy.ops.gsds.render_dataset() == {'FINISHED'}

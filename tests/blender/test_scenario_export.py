@@ -323,6 +323,14 @@ def test_keyframes_mode_reads_nla_strips_in_scene_time(scene, tmp_path, backend_
     # The frames are evaluated with the NLA: the pose at frame 14 is the key at 3.
     pose = np.array(data["frames"][1]["poses"]["tool"])
     assert pose[0, 3] == pytest.approx(0.5, abs=1e-6)
+    # Tweaking a strip makes its action the active one: its keys still count once, in
+    # scene time (not also at 1 and 3).
+    strip.select = True
+    tool.animation_data.nla_tracks.active = track
+    tool.animation_data.use_tweak_mode = True
+    assert tool.animation_data.action == action
+    assert [f["name"] for f in export(out, frames='KEYFRAMES')["frames"]] == [
+        f"frame_{n:04d}" for n in (10, 14, 18, 40, 42)]
 
 
 def test_camera_markers_switch_the_camera(scene, tmp_path, backend_validate):
