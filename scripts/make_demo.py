@@ -17,10 +17,10 @@ Open DIR/demo.blend in Blender (with the extension installed), move an instrumen
 the camera, and render again from the sidebar's GS Dataset tab or with
 ``scripts/render_blend.py``.
 
-Re-running is cheap: assets whose parameters have not changed are kept, and the
-render resumes, making only the frames that are missing. When the assets or the
-scenario did change (other counts, sizes or frame count), the stale dataset is
-rendered afresh.
+Re-running is cheap: assets whose parameters have not changed are kept, demo.blend
+too (with any edits you made to it; delete it to assemble it afresh), and the render
+resumes, making only the frames that are missing. When the scene changed (other
+demo parameters, or your edits to demo.blend), the dataset is rendered afresh.
 """
 
 from __future__ import annotations
@@ -73,19 +73,17 @@ def main(argv: list[str] | None = None) -> int:
                           instrument_count=args.instrument_count)
     changed = _demo_inputs(out) != inputs_before
     dataset = out / "dataset"
-    overwrite = ["--overwrite"] if changed and dataset.exists() else []
-    if overwrite:
-        print("      the demo's assets or scenario changed: rendering the dataset afresh")
-
+    # The demo's dataset always follows the demo as it is now (demo.blend with your
+    # edits, or the scenario): the same scenario resumes, another one replaces it.
     if args.no_blender:
         print(f"[2/{steps}] rendering {args.frames} frames into {dataset}")
         code = backend_main(["render", str(scenario), "--out", str(dataset),
-                             "--device", args.device, "--progress", "bar", *overwrite])
+                             "--device", args.device, "--progress", "bar", "--overwrite"])
     else:
-        code = _through_blender(args, scenario, dataset, overwrite, steps)
+        code = _through_blender(args, scenario, dataset, changed, steps)
     if code != 0:
-        print(f"make_demo: stopped with exit code {code}; run the same command again to "
-              "resume", file=sys.stderr)
+        again = "; run the same command again to resume" if code == 130 else ""
+        print(f"make_demo: stopped with exit code {code}{again}", file=sys.stderr)
         return code
 
     sheet = out / "contact_sheet.png"
@@ -104,24 +102,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _through_blender(args: argparse.Namespace, scenario: Path, dataset: Path,
-                     overwrite: list[str], steps: int) -> int:
-    """Assemble demo.blend through the add-on, then render it with render_blend.py."""
+                     demo_changed: bool, steps: int) -> int:
+    """Assemble demo.blend through the add-on (unless it exists and the demo did not
+    change: then it is kept, with any edits made to it), and render it with
+    render_blend.py."""
     blender_python = args.blender_python
     if not blender_python.is_file():
         print(f"make_demo: {blender_python}: no Python with the bpy module (run `make setup`, "
               "or pass --blender-python, or --no-blender)", file=sys.stderr)
         return 2
     blend = scenario.parent / "demo.blend"
-    print(f"[2/{steps}] assembling {blend} in Blender through the add-on")
-    code = subprocess.call([str(blender_python), str(REPO / "scripts" / "scenario_to_blend.py"),
-                            str(scenario), "--out", str(blend)])
-    if code != 0:
-        return code
+    if blend.is_file() and not demo_changed:
+        print(f"[2/{steps}] keeping {blend} as it is (delete it to assemble it afresh)")
+    else:
+        print(f"[2/{steps}] assembling {blend} in Blender through the add-on")
+        code = subprocess.call([str(blender_python),
+                                str(REPO / "scripts" / "scenario_to_blend.py"),
+                                str(scenario), "--out", str(blend)])
+        if code != 0:
+            return code
     print(f"[3/{steps}] rendering {blend.name} into {dataset} (scripts/render_blend.py)")
     # The backend is this Python (it has gs_backend), whichever venv runs the demo.
     return subprocess.call([str(blender_python), str(REPO / "scripts" / "render_blend.py"),
                             str(blend), "--out", str(dataset), "--backend", sys.executable,
-                            "--device", args.device, *overwrite])
+                            "--device", args.device, "--overwrite"])
 
 
 def _demo_inputs(out: Path) -> tuple[str, str] | None:

@@ -464,6 +464,12 @@ def test_make_demo_through_blender_matches_the_scenario(tmp_path):
             # float32 poses in Blender may move an edge pixel, no more
             np.testing.assert_allclose(got_box, want_box, atol=1)
 
+    # Again: demo.blend (which a person may have edited) is kept, nothing re-renders.
+    files = [blender / "demo.blend", *sorted((blender / "dataset" / "images").rglob("*.png"))]
+    before = {p: p.stat().st_mtime_ns for p in files}
+    assert make_demo.main(["--out", str(blender), *TOY_DEMO]) == 0
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+
 
 def test_tissue_fills_every_view(demo):
     """No background shows: every cell of a coarse grid over each image receives tissue."""
