@@ -14,6 +14,7 @@ Modules, one concern each:
 * ``operators_export``: ``gsds.export_scenario``.
 * ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
 * ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.
+* ``path_remap``: keeps ``//`` source paths valid when the .blend is saved elsewhere.
 
 Scripts may also use the source folder directly::
 
@@ -28,13 +29,14 @@ from . import (
     operators_import,
     operators_render,
     panels,
+    path_remap,
     preferences,
     properties,
 )
 
 # Registration order: data first, then the operators using it, then the UI drawing both.
-_MODULES = (preferences, properties, operators_import, operators_export, operators_render,
-            panels)
+_MODULES = (preferences, properties, path_remap, operators_import, operators_export,
+            operators_render, panels)
 
 
 def register() -> None:
