@@ -22,6 +22,11 @@ anything but the default: ``render.background``, ``render.sh_degree``,
 Refused, with a message naming the field: an image size or ``K`` that changes between
 frames, and a ``K`` without square pixels (fx = fy) or with skew.
 
+Named on stderr when they apply: the export names frames after Blender frames
+(``frame_0001`` ...), and lists instruments by object name, which sets their instance
+ids; a scenario with other frame names or instruments out of name order comes back
+renamed or renumbered.
+
 Source paths are stored relative to the .blend (``//...``) when they share a drive, so
 the folder can be moved as a whole. The scene renders into ``//dataset/`` by default.
 """
@@ -228,6 +233,24 @@ def settings_not_carried(scenario: dict[str, Any]) -> list[str]:
     return notes
 
 
+def export_differences(scenario: dict[str, Any]) -> list[str]:
+    """How the .blend's export will differ in naming and order from ``scenario``:
+    frames are named after Blender frames (``frame_0001`` ...), and instruments are
+    listed by object name, which sets their instance ids (mask values)."""
+    notes = []
+    names = [f.get("name") for f in scenario["frames"]]
+    blender_names = [f"frame_{i:04d}" for i in range(1, len(names) + 1)]
+    if names != blender_names:
+        notes.append(f"frames are exported as {blender_names[0]} ... {blender_names[-1]}, "
+                     f"not {names[0]} ... {names[-1]}")
+    instruments = [name for name, spec in scenario["objects"].items()
+                   if spec.get("role") == "instrument"]
+    if instruments != sorted(instruments):
+        notes.append(f"instruments are exported in name order {sorted(instruments)}, not "
+                     f"{instruments}: their instance ids (mask values) change")
+    return notes
+
+
 def key_transforms(obj: Any, matrices: dict[int, np.ndarray]) -> None:
     """Key location, quaternion rotation and uniform scale of ``obj`` at each frame."""
     frames = sorted(matrices)
@@ -310,6 +333,8 @@ def build_and_save(args: argparse.Namespace) -> int:
     for note in settings_not_carried(scenario):
         print(f"scenario_to_blend: note: {note} is not carried into the .blend (its export "
               "will use the default)", file=sys.stderr)
+    for note in export_differences(scenario):
+        print(f"scenario_to_blend: note: {note}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     relative_sources(out)
     partial = out.with_name(out.name + ".partial.blend")

@@ -103,7 +103,7 @@ def test_export_of_the_built_scene_gives_the_scenario_back(addon, tmp_path):
     assert exported["output"] == source["output"]
     assert exported["render"] == pytest.approx(source["render"])
     assert exported["classes"] == ["forceps"]
-    assert exported["objects"] == source["objects"]
+    assert list(exported["objects"].items()) == list(source["objects"].items())  # ids
     assert {name: (tmp_path / a["ply"]).resolve() for name, a in exported["assets"].items()} \
         == {name: (tmp_path / a["ply"]).resolve() for name, a in source["assets"].items()}
     assert [f["name"] for f in exported["frames"]] == [f["name"] for f in source["frames"]]
@@ -148,6 +148,24 @@ def test_settings_the_blend_cannot_hold_are_named(tmp_path):
     for field in ("output.split_seed = 7", "render.background = [1, 1, 1]",
                   "assets.forceps.keep"):
         assert any(field in note for note in notes), field
+
+
+def test_renamed_frames_and_renumbered_instruments_are_named(tmp_path):
+    source = make_scenario(tmp_path)
+    source["objects"] = {"zeta": dict(source["objects"]["forceps"]),
+                         **source["objects"]}  # two instruments, not in name order
+    for i, frame in enumerate(source["frames"]):
+        frame["name"] = f"take3_{i}"
+        if "forceps" in frame["poses"]:
+            frame["poses"]["zeta"] = frame["poses"]["forceps"]
+    scenario_path = tmp_path / "scenario.json"
+    scenario_path.write_text(json.dumps(source))
+    done = run_script(scenario_path, "--out", tmp_path / "x.blend")
+    assert done.returncode == 0, done.stderr
+    assert "frames are exported as frame_0001 ... frame_0005, not take3_0 ... take3_4" \
+        in done.stderr
+    assert "instruments are exported in name order ['forceps', 'zeta'], not " \
+        "['zeta', 'forceps']" in done.stderr
 
 
 def test_varying_intrinsics_are_refused_naming_the_frame(tmp_path):
