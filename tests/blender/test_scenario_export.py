@@ -234,6 +234,9 @@ def test_poses_follow_parents_constraints_and_drivers(scene, tmp_path, backend_v
     assert scene.frame_current == 6  # restored to the frame before the export
 
 
+@pytest.mark.xfail(bpy.app.version[:2] == (4, 4), strict=True,
+                   reason="Blender 4.4 keys booleans with Bezier interpolation and shows "
+                   "the object between an 'on' and an 'off' key (docs/blender.md)")
 def test_hide_render_is_per_frame(scene, tmp_path, backend_validate):
     add_splat(tmp_path, "tissue", role='BACKGROUND')
     tool = add_splat(tmp_path, "tool", seed=1)
