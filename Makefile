@@ -50,9 +50,9 @@ test-blender-versions: setup
 extension:
 	$(PYTHON) scripts/build_extension.py
 
+# ruff's linter only: the code keeps its own line breaks (no auto-formatter).
 lint: setup
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 
 demo: setup
 	$(PY) scripts/make_demo.py --out demo-output
