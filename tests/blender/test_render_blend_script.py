@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bpy
 import pytest
-from ply_factory import write_inria_ply
+from scene_factory import build_small_scene
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "render_blend.py"
@@ -30,26 +30,8 @@ def fake(mode: str = "ok") -> str:
 def save_blend(path: Path, assets: Path, *, camera: bool = True) -> Path:
     """A small scene: a background, a keyframed instrument (frames 1 and 4), a camera."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.frame_start, scene.frame_end = 1, 5
-    scene.render.resolution_x, scene.render.resolution_y = 64, 48
-    for name, role, seed in (("tissue", 'BACKGROUND', 1), ("driver", 'INSTRUMENT', 2)):
-        ply = assets / f"{name}.ply"
-        if not ply.exists():
-            write_inria_ply(ply, n=150, seed=seed)
-        bpy.ops.gsds.import_ply(filepath=str(ply), role=role,
-                                class_name="driver" if role == 'INSTRUMENT' else "")
-    driver = bpy.data.objects["driver"]
-    driver.scale = (0.3, 0.3, 0.3)
-    driver.location = (0.0, 0.0, 2.0)
-    driver.keyframe_insert("location", frame=1)
-    driver.location = (0.2, 0.0, 2.0)
-    driver.keyframe_insert("location", frame=4)
-    if camera:
-        cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-        scene.collection.objects.link(cam)
-        cam.location = (0.0, 0.0, 5.0)
-        scene.camera = cam
+    build_small_scene(assets, frame_end=5, class_name="driver", gaussians=150,
+                      end_location=(0.2, 0.0, 2.0), camera=camera)
     bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
     return path
 

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import bpy
 import numpy as np
 import pytest
-from ply_factory import write_inria_ply
+from scene_factory import build_small_scene
 
 from blender_addon import operators_render
 from blender_addon.backend_process import BackendError, BackendJob, backend_argv
@@ -38,24 +38,8 @@ def fake(mode: str = "ok", delay: float = 0.0) -> str:
 
 @pytest.fixture
 def scene(addon, tmp_path):
-    scene = bpy.context.scene
-    scene.frame_start, scene.frame_end = 1, 4
-    scene.render.resolution_x, scene.render.resolution_y = 64, 48
-    for name, role, seed in (("tissue", 'BACKGROUND', 1), ("driver", 'INSTRUMENT', 2)):
-        path = tmp_path / f"{name}.ply"
-        write_inria_ply(path, n=200, seed=seed)
-        bpy.ops.gsds.import_ply(filepath=str(path), role=role,
-                                class_name="needle_driver" if role == 'INSTRUMENT' else "")
-    driver = bpy.data.objects["driver"]
-    driver.scale = (0.3, 0.3, 0.3)
-    driver.location = (0.0, 0.0, 2.0)
-    driver.keyframe_insert("location", frame=1)
-    driver.location = (0.3, 0.1, 2.0)
-    driver.keyframe_insert("location", frame=4)
-    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    scene.collection.objects.link(cam)
-    cam.location = (0.0, 0.0, 5.0)
-    scene.camera = cam
+    scene = build_small_scene(tmp_path, frame_end=4, class_name="needle_driver",
+                              gaussians=200, end_location=(0.3, 0.1, 2.0))
     scene.gsds.output_dir = str(tmp_path / "out")
     yield scene
     job = operators_render.active_job()
