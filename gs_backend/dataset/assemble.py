@@ -16,7 +16,7 @@ from gs_backend import __version__
 from gs_backend.dataset.frame_outputs import read_record, record_is_complete
 from gs_backend.dataset.layout import SPLITS, DatasetLayout
 from gs_backend.dataset.output_folder import folder_lock
-from gs_backend.io.atomic import write_text_atomic
+from gs_backend.io.atomic import read_json_or_none, write_text_atomic
 from gs_backend.labels import coco_categories, coco_document
 from gs_backend.scenario import Scenario
 
@@ -43,7 +43,8 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
     device); ``non_finite_dropped`` comes from the folder's bookkeeping, written by the
     last run that loaded the assets.
     """
-    extra = {"non_finite_dropped": _read_json(layout.non_finite_file, {}), **(extra or {})}
+    extra = {"non_finite_dropped": read_json_or_none(layout.non_finite_file) or {},
+             **(extra or {})}
     with folder_lock(layout):
         records = finished_records(layout, scenario, fingerprint)
         frames = [records[f.name] for f in scenario.frames if f.name in records]
@@ -56,13 +57,6 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
                 write_text_atomic(layout.coco(split), json.dumps(doc))
         write_scenario_copy(layout, scenario)
     return manifest
-
-
-def _read_json(path: Path, default: Any) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
 
 
 def build_manifest(scenario: Scenario, fingerprint: str, frames: list[dict[str, Any]],

@@ -19,7 +19,7 @@ import numpy as np
 
 from gs_backend.dataset.layout import DatasetLayout, Split
 from gs_backend.frame_renderer import FrameImages
-from gs_backend.io.atomic import write_bytes_atomic, write_text_atomic
+from gs_backend.io.atomic import read_json_or_none, write_bytes_atomic, write_text_atomic
 from gs_backend.labels import (
     instance_stats,
     rle_encode,
@@ -162,7 +162,4 @@ def encode_npy(array: np.ndarray) -> bytes:
 
 def read_record(path: Path) -> dict[str, Any] | None:
     """A frame record, or None when it is missing or unreadable (then the frame is redone)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json_or_none(path)

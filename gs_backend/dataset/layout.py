@@ -68,11 +68,17 @@ class DatasetLayout:
 
     @property
     def lock_file(self) -> Path:
-        return self.state_dir / "lock"
+        """Next to, not inside, ``state_dir``: ``--overwrite`` clears that folder while
+        other processes may be waiting on the lock, which must stay the same file."""
+        return self.root / ".gs-render.lock"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.state_dir / "frames"
 
     def record(self, frame: str) -> Path:
         """Per-frame record; written last, so its presence marks the frame as finished."""
-        return self.state_dir / "frames" / f"{frame}.json"
+        return self.records_dir / f"{frame}.json"
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the root, with forward slashes (for manifests)."""

@@ -21,7 +21,6 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 from gs_backend.dataset.layout import OWNED_DIRS, OWNED_FILES, DatasetLayout
@@ -84,10 +83,10 @@ def claim_output_folder(layout: DatasetLayout, fingerprint: str, *,
 def folder_lock(layout: DatasetLayout) -> Iterator[None]:
     """An exclusive advisory lock on the output folder (POSIX; a no-op elsewhere).
 
-    Creates the folder. The lock file is never removed (see
-    :func:`remove_owned_outputs`), so every process locks the same file.
+    Creates the folder. The lock file is not one of our outputs, so
+    :func:`remove_owned_outputs` leaves it and every process locks the same file.
     """
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
     with open(layout.lock_file, "a+") as handle:
         try:
             import fcntl
@@ -105,30 +104,15 @@ def holds_dataset(layout: DatasetLayout) -> bool:
     """True when the folder has a manifest or at least one finished frame record."""
     if layout.manifest.exists():
         return True
-    records = layout.state_dir / "frames"
-    return records.is_dir() and any(records.glob("*.json"))
+    return layout.records_dir.is_dir() and any(layout.records_dir.glob("*.json"))
 
 
 def remove_owned_outputs(layout: DatasetLayout) -> None:
-    """Delete what this tool writes in the folder (see ``OWNED_DIRS``/``OWNED_FILES``),
-    except the lock file, which other processes may be waiting on."""
+    """Delete what this tool writes in the folder (see ``OWNED_DIRS``/``OWNED_FILES``)."""
     for name in OWNED_DIRS:
-        folder = layout.root / name
-        if folder == layout.state_dir:
-            for entry in folder.glob("*") if folder.is_dir() else ():
-                if entry != layout.lock_file:
-                    _remove(entry)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(layout.root / name, ignore_errors=True)
     for name in OWNED_FILES:
         (layout.root / name).unlink(missing_ok=True)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _stored_fingerprint(layout: DatasetLayout) -> str | None:

@@ -5,9 +5,11 @@ An interrupted write never leaves a truncated file under the final name.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _default_file_mode() -> int:
@@ -41,6 +43,15 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def read_json_or_none(path: str | Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or unreadable (bookkeeping files
+    that the next run simply makes again)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
