@@ -1,4 +1,4 @@
-"""Blender camera -> pinhole camera of the scenario file (DESIGN contract 2).
+"""Blender camera <-> pinhole camera of the scenario file (DESIGN contract 2).
 
 This is the one place where Blender's camera conventions meet the scenario's:
 
@@ -15,7 +15,9 @@ fit) or its height (vertical fit); with AUTO the larger of ``width * pixel_aspec
 pixels make ``fy = fx * pixel_aspect_x / pixel_aspect_y``.
 
 The functions that do maths take plain numbers and return numpy arrays; only
-:func:`camera_from_blender` touches Blender objects (duck-typed: no bpy import).
+:func:`camera_from_blender` touches Blender objects (duck-typed: no bpy import). The
+way back (a scenario camera -> Blender settings, for ``scripts/scenario_to_blend.py``)
+is :func:`camera_matrix_world_from` and :func:`lens_from_intrinsics`.
 """
 
 from __future__ import annotations
@@ -177,6 +179,33 @@ def camera_from_blender(camera_object: Any, render: Any,
     except CameraConversionError as exc:
         raise CameraConversionError(f"camera {camera_object.name!r}: {exc}") from None
     return PinholeCamera(width, height, K, w2c)
+
+
+def camera_matrix_world_from(world_to_camera: Any) -> np.ndarray:
+    """The inverse of :func:`world_to_camera_matrix`: a Blender camera's ``matrix_world``
+    ``[4, 4]`` (unscaled) from an OpenCV ``world_to_camera`` ``[4, 4]``."""
+    w2c = np.asarray(world_to_camera, dtype=np.float64).reshape(4, 4)
+    # diag(1, -1, -1, 1) is its own inverse.
+    return np.linalg.inv(w2c) @ BLENDER_TO_OPENCV_CAMERA
+
+
+def lens_from_intrinsics(K: Any, width: int, height: int,
+                         sensor_width: float = 36.0) -> dict[str, float]:
+    """The inverse of :func:`intrinsics_matrix` for square pixels and a HORIZONTAL sensor
+    fit of ``sensor_width`` mm: ``lens`` (mm), ``shift_x`` and ``shift_y`` (fractions of
+    the image width) of a camera rendering ``width`` x ``height`` with intrinsics ``K``.
+
+    Raises:
+        CameraConversionError: ``K`` has non-square pixels, skew or a bad focal length.
+    """
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not fx > 0 or abs(fx - fy) > 1e-9 * fx or abs(K[0, 1]) > 1e-12:
+        raise CameraConversionError("only positive focal lengths with square pixels and no "
+                                    f"skew are supported (fx={fx}, fy={fy}, skew={K[0, 1]})")
+    return {"lens": fx * sensor_width / width,
+            "shift_x": (0.5 * width - cx) / width,
+            "shift_y": (cy - 0.5 * height) / width}
 
 
 def project_points(camera: PinholeCamera, points_world: np.ndarray) -> np.ndarray:

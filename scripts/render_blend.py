@@ -25,7 +25,6 @@ registers the add-on from the ``blender_addon`` folder next to this script.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -33,7 +32,16 @@ from typing import Any
 
 import bpy
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # blender --python does not
+from addon_loader import (
+    REPO,
+    addon_module,
+    addon_package,
+    log,
+    release_addon,
+    script_argv,
+)
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -61,57 +69,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def script_argv() -> list[str]:
-    """Our arguments: after ``--`` under Blender, else the command line's."""
-    if "--" in sys.argv:
-        return sys.argv[sys.argv.index("--") + 1:]
-    # Inside the Blender executable sys.argv is Blender's own command line.
-    return [] if bpy.app.binary_path else sys.argv[1:]
-
-
 # ---------------------------------------------------------------------------
 # the add-on
 
 
-def addon_package() -> ModuleType:
-    """The GS Dataset Studio package: the installed extension when it is enabled, else the
-    ``blender_addon`` folder of this checkout, registered here."""
-    if not hasattr(bpy.types.Object, "gsds") and not bpy.app.binary_path:
-        # The bpy module starts on factory settings; load the user's preferences (and so
-        # their enabled extensions and the backend preference) as `blender -b` does.
-        if bpy.app.version >= (4, 3, 0):
-            bpy.ops.wm.read_userpref()
-        else:  # the bpy 4.2 module crashes in read_userpref (the blender binary does not)
-            log("bpy 4.2 module: your Blender preferences are not read (pass --backend)")
-    if hasattr(bpy.types.Object, "gsds"):
-        for name, module in sorted(sys.modules.items()):
-            if name.rpartition(".")[2] in ("gs_dataset_studio", "blender_addon") \
-                    and hasattr(module, "__path__"):
-                log(f"using the add-on {name} ({Path(module.__file__).parent})")
-                return module
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    package = importlib.import_module("blender_addon")
-    if not hasattr(bpy.types.Object, "gsds"):
-        package.register()
-        _REGISTERED_HERE.append(package)
-        log(f"registered the add-on from {REPO / 'blender_addon'}")
-    return package
-
-
-_REGISTERED_HERE: list[ModuleType] = []
-
-
-def release_addon() -> None:
-    """Unregister what :func:`addon_package` registered. (The bpy module of Blender 4.2
-    crashes at exit while an add-on's preferences class is still registered.)"""
-    while _REGISTERED_HERE:
-        _REGISTERED_HERE.pop().unregister()
-
-
 def default_backend(package: ModuleType) -> str:
     """The add-on preference when set, else the checkout's backend, else PATH."""
-    render_ops = importlib.import_module(package.__name__ + ".operators_render")
+    render_ops = addon_module(package, "operators_render")
     command, _ = render_ops.render_settings(bpy.context)
     if command and command != "gs-backend":
         return command
@@ -124,21 +88,17 @@ def default_backend(package: ModuleType) -> str:
 # rendering
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespace,
                       backend: str) -> tuple[int, str]:
     """Export the open .blend into ``out_dir/scenario.json`` and render it (blocking).
 
     Returns (exit code, one-line message).
     """
-    export = importlib.import_module(package.__name__ + ".operators_export")
-    builder = importlib.import_module(package.__name__ + ".scenario_builder")
-    process_mod = importlib.import_module(package.__name__ + ".backend_process")
-    render_ops = importlib.import_module(package.__name__ + ".operators_render")
-    intrinsics = importlib.import_module(package.__name__ + ".camera_intrinsics")
+    export = addon_module(package, "operators_export")
+    builder = addon_module(package, "scenario_builder")
+    process_mod = addon_module(package, "backend_process")
+    render_ops = addon_module(package, "operators_render")
+    intrinsics = addon_module(package, "camera_intrinsics")
 
     context = bpy.context
     out_dir = out_dir.resolve()

@@ -35,22 +35,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
-REPO = Path(__file__).resolve().parents[1]
-# OpenCV camera axes (x right, y down, z forward) -> Blender's (x right, y up, z back).
-OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
-SENSOR_WIDTH_MM = 36.0
-ROLES = {"background": 'BACKGROUND', "instrument": 'INSTRUMENT'}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # blender --python does not
+from addon_loader import addon_module, addon_package, release_addon, script_argv
+
 # Scenario settings the add-on has no place for, with their defaults (DESIGN.md).
 NOT_CARRIED = {
     "render": {"background": [0, 0, 0], "sh_degree": None, "antialiased": False},
@@ -73,54 +70,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="the scene's dataset folder (default //dataset/, next to the "
                              ".blend)")
     return parser.parse_args(argv)
-
-
-def script_argv() -> list[str]:
-    """Our arguments: after ``--`` under Blender, else the command line's."""
-    if "--" in sys.argv:
-        return sys.argv[sys.argv.index("--") + 1:]
-    return [] if bpy.app.binary_path else sys.argv[1:]
-
-
-def ensure_addon() -> Callable[[], None]:
-    """Register the add-on from this checkout unless it (or the extension) already is.
-
-    Returns what undoes it. (The bpy module of Blender 4.2 crashes at exit while an
-    add-on's preferences class is still registered.)
-    """
-    if hasattr(bpy.types.Object, "gsds"):
-        return lambda: None
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import blender_addon
-
-    blender_addon.register()
-    return blender_addon.unregister
-
-
-# ---------------------------------------------------------------------------
-# pure conversions (scenario values -> Blender values)
-
-
-def camera_matrix_world(world_to_camera: Any) -> np.ndarray:
-    """Blender camera ``matrix_world`` ``[4, 4]`` from an OpenCV ``world_to_camera``."""
-    return np.linalg.inv(np.asarray(world_to_camera, dtype=np.float64)) @ OPENCV_TO_BLENDER_CAMERA
-
-
-def lens_settings(K: Any, width: int, height: int) -> dict[str, float]:
-    """Blender camera settings (HORIZONTAL sensor fit, 36 mm sensor) reproducing ``K``.
-
-    Returns ``lens`` (mm), ``shift_x`` and ``shift_y`` (in units of the image width).
-    Raises ``ScenarioError`` for non-square pixels or skew.
-    """
-    K = np.asarray(K, dtype=np.float64)
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    if not math.isclose(fx, fy, rel_tol=1e-9) or abs(K[0, 1]) > 1e-12:
-        raise ScenarioError("K: only square pixels without skew are supported "
-                            f"(fx={fx}, fy={fy}, skew={K[0, 1]})")
-    return {"lens": fx * SENSOR_WIDTH_MM / width,
-            "shift_x": (0.5 * width - cx) / width,
-            "shift_y": (cy - 0.5 * height) / width}
 
 
 def quaternion_track(rotations: list[np.ndarray]) -> list[np.ndarray]:
@@ -153,8 +102,10 @@ def load_scenario(path: Path) -> dict[str, Any]:
     return scenario
 
 
-def import_objects(scenario: dict[str, Any], scenario_dir: Path) -> dict[str, Any]:
-    """Import one proxy per scenario object; return Blender objects by scenario name."""
+def import_objects(scenario: dict[str, Any], scenario_dir: Path,
+                   roles: dict[str, str]) -> dict[str, Any]:
+    """Import one proxy per scenario object; return Blender objects by scenario name.
+    ``roles``: scenario role -> ``Object.gsds.role``."""
     for name in scenario.get("classes", []):
         bpy.ops.gsds.class_add(name=name)
     objects = {}
@@ -165,7 +116,7 @@ def import_objects(scenario: dict[str, Any], scenario_dir: Path) -> dict[str, An
         ply = Path(asset["ply"])
         path = ply if ply.is_absolute() else scenario_dir / ply
         result = bpy.ops.gsds.import_ply(
-            filepath=str(path.resolve()), role=ROLES.get(spec.get("role"), 'NONE'),
+            filepath=str(path.resolve()), role=roles.get(spec.get("role"), 'NONE'),
             class_name=spec.get("class", ""))
         if result != {'FINISHED'}:
             raise ScenarioError(f"assets.{spec['asset']}.ply: could not import {path}")
@@ -176,8 +127,9 @@ def import_objects(scenario: dict[str, Any], scenario_dir: Path) -> dict[str, An
     return objects
 
 
-def setup_camera(scenario: dict[str, Any]) -> Any:
-    """A camera object matching the scenario's (constant) image size and intrinsics."""
+def setup_camera(scenario: dict[str, Any], intrinsics: ModuleType) -> Any:
+    """A camera object matching the scenario's (constant) image size and intrinsics;
+    ``intrinsics``: the add-on's ``camera_intrinsics`` (the conversions both ways)."""
     first = scenario["frames"][0]["camera"]
     width, height, K = int(first["width"]), int(first["height"]), first["K"]
     for i, frame in enumerate(scenario["frames"]):
@@ -191,10 +143,15 @@ def setup_camera(scenario: dict[str, Any]) -> Any:
     render.resolution_x, render.resolution_y = width, height
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    sensor_width = 36.0  # mm, Blender's default
+    try:
+        lens = intrinsics.lens_from_intrinsics(K, width, height, sensor_width)
+    except intrinsics.CameraConversionError as exc:
+        raise ScenarioError(f"frames[0].camera.K: {exc}") from None
     data = bpy.data.cameras.new("Camera")
     data.sensor_fit = 'HORIZONTAL'
-    data.sensor_width = SENSOR_WIDTH_MM
-    for key, value in lens_settings(K, width, height).items():
+    data.sensor_width = sensor_width
+    for key, value in lens.items():
         setattr(data, key, value)
     render_settings = scenario.get("render", {})
     data.clip_start = float(render_settings.get("near", 0.01))
@@ -206,7 +163,8 @@ def setup_camera(scenario: dict[str, Any]) -> Any:
 
 
 def apply_output_settings(settings: Any, output: dict[str, Any]) -> None:
-    """Copy the scenario's ``output`` block into ``Scene.gsds`` (defaults where absent)."""
+    """Copy the scenario's ``output`` block into ``Scene.gsds`` (the properties' own
+    defaults where absent)."""
     image_format = str(output.get("image_format", "png")).lower()
     if image_format not in IMAGE_FORMATS:
         raise ScenarioError(f"output.image_format: {image_format!r} is not png or jpg")
@@ -215,9 +173,9 @@ def apply_output_settings(settings: Any, output: dict[str, Any]) -> None:
         raise ScenarioError(f"output.yolo_task: {yolo_task.lower()!r} is not detect or segment")
     settings.image_format = IMAGE_FORMATS[image_format]
     settings.yolo_task = yolo_task
-    for key, default in (("coco", True), ("masks", True), ("amodal", False), ("depth", False)):
-        setattr(settings, key, bool(output.get(key, default)))
-    settings.val_fraction = float(output.get("val_fraction", 0.2))
+    for key in ("coco", "masks", "amodal", "depth", "val_fraction"):
+        if key in output:
+            setattr(settings, key, output[key])
 
 
 def settings_not_carried(scenario: dict[str, Any]) -> list[str]:
@@ -274,19 +232,23 @@ def key_presence(obj: Any, present: list[bool]) -> None:
         obj.keyframe_insert("hide_render", frame=frame)
 
 
-def build_scene(scenario_path: Path, output_dir: str) -> dict[str, Any]:
-    """Fill the current (empty) scene from the scenario file; return the scenario."""
-    scenario = load_scenario(scenario_path)
+def build_scene(package: ModuleType, scenario: dict[str, Any], scenario_dir: Path,
+                output_dir: str) -> None:
+    """Fill the current (empty) scene from ``scenario`` (asset paths relative to
+    ``scenario_dir``) with the add-on ``package``."""
     frames = scenario["frames"]
     scene = bpy.context.scene
-    objects = import_objects(scenario, scenario_path.parent)
-    camera = setup_camera(scenario)
+    roles = {name: key for key, name in addon_module(package, "scene_gather").ROLE_NAMES.items()}
+    objects = import_objects(scenario, scenario_dir, roles)
+    intrinsics = addon_module(package, "camera_intrinsics")
+    camera = setup_camera(scenario, intrinsics)
     scene.frame_start, scene.frame_end = 1, len(frames)
     scene.gsds.output_dir = output_dir
     apply_output_settings(scene.gsds, scenario.get("output", {}))
 
-    key_transforms(camera, {i: camera_matrix_world(f["camera"]["world_to_camera"])
-                            for i, f in enumerate(frames, start=1)})
+    key_transforms(camera, {
+        i: intrinsics.camera_matrix_world_from(f["camera"]["world_to_camera"])
+        for i, f in enumerate(frames, start=1)})
     for name, obj in objects.items():
         poses = {i: np.asarray(f["poses"][name], dtype=np.float64)
                  for i, f in enumerate(frames, start=1) if name in f["poses"]}
@@ -295,7 +257,6 @@ def build_scene(scenario_path: Path, output_dir: str) -> dict[str, Any]:
             key_transforms(obj, poses)
         key_presence(obj, [name in f["poses"] for f in frames])
     scene.frame_set(1)
-    return scenario
 
 
 def relative_sources(blend_path: Path) -> None:
@@ -311,22 +272,27 @@ def relative_sources(blend_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(script_argv() if argv is None else argv)
+    try:
+        scenario = load_scenario(args.scenario)  # bad input fails before Blender is touched
+    except ScenarioError as exc:
+        print(f"scenario_to_blend: {exc}", file=sys.stderr)
+        return 2
     if bpy.app.binary_path:  # start from an empty scene, keeping enabled extensions
         bpy.ops.wm.read_homefile(use_empty=True)
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
-    release_addon = ensure_addon()
     try:
-        return build_and_save(args)
+        return build_and_save(addon_package(), scenario, args)
     finally:
         release_addon()
 
 
-def build_and_save(args: argparse.Namespace) -> int:
+def build_and_save(package: ModuleType, scenario: dict[str, Any],
+                   args: argparse.Namespace) -> int:
     """Build the scene from the scenario and save the .blend; the exit code."""
     out = args.out.resolve()
     try:
-        scenario = build_scene(args.scenario.resolve(), args.output_dir)
+        build_scene(package, scenario, args.scenario.resolve().parent, args.output_dir)
     except ScenarioError as exc:
         print(f"scenario_to_blend: {exc}", file=sys.stderr)
         return 2

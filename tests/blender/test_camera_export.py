@@ -17,7 +17,9 @@ from mathutils import Matrix, Vector
 from blender_addon.camera_intrinsics import (
     CameraConversionError,
     camera_from_blender,
+    camera_matrix_world_from,
     intrinsics_matrix,
+    lens_from_intrinsics,
     project_points,
     render_size,
     world_to_camera_matrix,
@@ -175,3 +177,28 @@ def test_sheared_camera_is_refused(scene):
     bpy.context.view_layer.update()
     with pytest.raises(CameraConversionError, match="shear"):
         camera_from_blender(scene.camera, scene.render)
+
+
+def test_the_way_back_inverts_the_conversion():
+    """Scenario camera -> Blender settings (scenario_to_blend.py) -> scenario camera."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        width, height = int(rng.integers(32, 2000)), int(rng.integers(32, 2000))
+        f = rng.uniform(0.3, 3.0) * width
+        K = np.array([[f, 0, rng.uniform(0.2, 0.8) * width],
+                      [0, f, rng.uniform(0.2, 0.8) * height], [0, 0, 1]])
+        lens = lens_from_intrinsics(K, width, height)
+        back = intrinsics_matrix(sensor_width=36.0, sensor_height=24.0, sensor_fit="HORIZONTAL",
+                                 width=width, height=height, **lens)
+        np.testing.assert_allclose(back, K, rtol=1e-12, atol=1e-9)
+        q = rng.normal(size=4)
+        w, x, y, z = q / np.linalg.norm(q)  # a random rotation, in float64
+        w2c = np.eye(4)
+        w2c[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                       [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                       [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
+        w2c[:3, 3] = rng.normal(size=3)
+        np.testing.assert_allclose(world_to_camera_matrix(camera_matrix_world_from(w2c)), w2c,
+                                   atol=1e-12)
+    with pytest.raises(CameraConversionError, match="square pixels"):
+        lens_from_intrinsics([[100, 0, 5], [0, 120, 5], [0, 0, 1]], 10, 10)
