@@ -17,10 +17,10 @@ from pathlib import Path
 
 import bpy
 import pytest
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-import build_extension  # noqa: E402
+import build_extension
 
 PACKAGE = "bl_ext.user_default.gs_dataset_studio"
 

@@ -15,6 +15,7 @@ import bpy
 import numpy as np
 import pytest
 from mathutils import Matrix, Vector
+from paths import BACKEND_PYTHON, REPO
 from ply_factory import (
     SH_C0,
     InriaColumns,
@@ -25,9 +26,6 @@ from ply_factory import (
 )
 
 from blender_addon import ply_reader, proxy_mesh
-
-REPO = Path(__file__).resolve().parents[2]
-BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
 
 def import_ply(path: Path, **kwargs) -> bpy.types.Object:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import bpy
 import pytest
+from paths import REPO
 from scene_factory import build_small_scene
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "render_blend.py"
 FAKE = Path(__file__).with_name("fake_backend.py")
 BACKEND = REPO / ".venv" / "bin" / "gs-backend"

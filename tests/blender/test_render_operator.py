@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import bpy
 import numpy as np
 import pytest
+from paths import BACKEND_PYTHON
 from scene_factory import build_small_scene
 
 from blender_addon import operators_render
@@ -26,9 +27,7 @@ from blender_addon.backend_process import BackendError, BackendJob, backend_argv
 from blender_addon.operators_render import poll_render_job, start_render_job
 from blender_addon.scenario_builder import ScenarioExportError
 
-REPO = Path(__file__).resolve().parents[2]
 FAKE = Path(__file__).with_name("fake_backend.py")
-BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 STATUSES: list[str] = []  # every status line run_to_end saw
 
 

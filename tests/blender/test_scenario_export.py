@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
+from paths import BACKEND_PYTHON, REPO
 from ply_factory import random_columns, write_inria_ply
 
 from blender_addon.camera_intrinsics import PinholeCamera
@@ -27,9 +28,6 @@ from blender_addon.scenario_builder import (
     ScenarioExportError,
     build_scenario,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
 VALIDATOR = r"""
 import json, sys

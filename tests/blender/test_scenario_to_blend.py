@@ -13,9 +13,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
+from paths import REPO
 from ply_factory import write_inria_ply
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "scenario_to_blend.py"
 WIDTH, HEIGHT = 160, 120
 K = [[200.0, 0.0, 70.0], [0.0, 200.0, 52.0], [0.0, 0.0, 1.0]]  # off-centre principal point
