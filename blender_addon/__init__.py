@@ -6,7 +6,8 @@ files as point proxies, stores roles and classes on objects, exports the scene a
 It uses only what Blender ships (bpy, mathutils, bpy_extras, numpy, the standard
 library).
 
-Modules, one concern each:
+Layout: ``core/`` holds the pure modules (no bpy: the backend process, the scenario
+builder, the camera conversion), ``blender/`` the modules that use bpy, one concern each:
 
 * ``preferences``: add-on preferences (backend command, device).
 * ``properties``: ``Object.gsds`` and ``Scene.gsds`` (the scripting surface).
@@ -24,7 +25,7 @@ Scripts may also use the source folder directly::
 
 from __future__ import annotations
 
-from . import (
+from .blender import (
     operators_export,
     operators_import,
     operators_render,

@@ -4,8 +4,8 @@ The backend never imports Blender modules; the scenario file is its only contrac
 with the Blender add-on.
 """
 
-from gs_backend.errors import InputError, PoseError
 from gs_backend.gaussians import SH_C0, Gaussians
+from gs_contract.errors import InputError, PoseError
 
 __version__ = "0.1.0"
 

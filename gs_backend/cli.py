@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gs_backend import __version__
-from gs_backend.errors import InputError
+from gs_contract.errors import InputError
 
 if TYPE_CHECKING:
     from gs_backend.dataset.render_run import FrameSelection

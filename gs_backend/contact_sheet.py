@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gs_backend.errors import InputError
 from gs_backend.io.atomic import write_bytes_atomic
+from gs_contract.errors import InputError
 
 HEADER_HEIGHT = 30
 CAPTION_HEIGHT = 22

@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from gs_backend.errors import InputError
+from gs_contract.errors import InputError
 
 _CUDA = re.compile(r"^cuda(?::(\d+))?$")
 

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gs_backend.errors import InputError
 from gs_backend.gaussians import Gaussians
 from gs_backend.io import load_gaussians
 from gs_backend.posing import Similarity, pose_gaussians, similarity_from_matrix
 from gs_backend.raster import RasterBackend, rasterize
 from gs_backend.scenario import FrameSpec, Scenario
 from gs_backend.sh import gaussian_colors
+from gs_contract.errors import InputError
 
 
 @dataclass(frozen=True)

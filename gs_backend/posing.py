@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gs_backend.errors import PoseError
 from gs_backend.gaussians import Gaussians
 from gs_backend.sh_rotation import rotate_sh
+from gs_contract.errors import PoseError
 
 MatrixLike = Sequence[Sequence[float]] | np.ndarray | Tensor
 

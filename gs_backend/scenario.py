@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gs_backend.errors import InputError, PoseError
+from gs_contract.errors import InputError, PoseError
 
 SCENARIO_FORMAT = "gs-scenario"
 SCENARIO_VERSION = 1

@@ -60,7 +60,7 @@ def addon_package() -> ModuleType:
 
 
 def addon_module(package: ModuleType, name: str) -> ModuleType:
-    """A module of the add-on package, e.g. ``camera_intrinsics``."""
+    """A module of the add-on package, e.g. ``core.camera_intrinsics``."""
     return importlib.import_module(f"{package.__name__}.{name}")
 
 

@@ -1,8 +1,8 @@
 """Build the Blender extension zip: ``dist/gs_dataset_studio-<version>.zip``.
 
-The zip holds ``blender_manifest.toml`` and the add-on's Python modules
-(``blender_addon/*.py``) at its root, which is the layout Blender's extension
-installer expects. The build is deterministic: members are sorted and carry a
+The zip holds ``blender_manifest.toml`` and the add-on's Python package
+(``blender_addon/**/*.py``, subfolders included) at its root, which is the layout
+Blender's extension installer expects. The build is deterministic: members are sorted and carry a
 fixed timestamp and permissions, so the same sources give byte-identical zips.
 
 Usage::
@@ -37,11 +37,14 @@ def manifest_field(text: str, key: str) -> str:
 
 
 def extension_members(source_dir: Path = SOURCE_DIR) -> list[tuple[str, Path]]:
-    """``(name in zip, file on disk)`` pairs, sorted by name: the manifest and every module."""
-    modules = sorted(p for p in source_dir.glob("*.py") if p.is_file())
-    if not any(p.name == "__init__.py" for p in modules):
+    """``(name in zip, file on disk)`` pairs, sorted by name: the manifest and every module
+    of the package, subpackages included (``core/scenario_builder.py``)."""
+    modules = sorted(p for p in source_dir.rglob("*.py")
+                     if p.is_file() and "__pycache__" not in p.parts)
+    if not (source_dir / "__init__.py").is_file():
         raise SystemExit(f"{source_dir}: no __init__.py, not an add-on package")
-    members = [(p.name, p) for p in modules] + [(MANIFEST.name, MANIFEST)]
+    members = [(p.relative_to(source_dir).as_posix(), p) for p in modules]
+    members.append((MANIFEST.name, MANIFEST))
     return sorted(members)
 
 

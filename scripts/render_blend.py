@@ -75,7 +75,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def default_backend(package: ModuleType) -> str:
     """The add-on preference when set, else the checkout's backend, else PATH."""
-    render_ops = addon_module(package, "operators_render")
+    render_ops = addon_module(package, "blender.operators_render")
     command, _ = render_ops.render_settings(bpy.context)
     if command and command != "gs-backend":
         return command
@@ -94,11 +94,11 @@ def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespa
 
     Returns (exit code, one-line message).
     """
-    export = addon_module(package, "operators_export")
-    builder = addon_module(package, "scenario_builder")
-    process_mod = addon_module(package, "backend_process")
-    render_ops = addon_module(package, "operators_render")
-    intrinsics = addon_module(package, "camera_intrinsics")
+    export = addon_module(package, "blender.operators_export")
+    builder = addon_module(package, "core.scenario_builder")
+    process_mod = addon_module(package, "core.backend_process")
+    render_ops = addon_module(package, "blender.operators_render")
+    intrinsics = addon_module(package, "core.camera_intrinsics")
 
     context = bpy.context
     out_dir = out_dir.resolve()

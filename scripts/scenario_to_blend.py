@@ -238,9 +238,10 @@ def build_scene(package: ModuleType, scenario: dict[str, Any], scenario_dir: Pat
     ``scenario_dir``) with the add-on ``package``."""
     frames = scenario["frames"]
     scene = bpy.context.scene
-    roles = {name: key for key, name in addon_module(package, "scene_gather").ROLE_NAMES.items()}
+    roles = {name: key for key, name in
+             addon_module(package, "blender.scene_gather").ROLE_NAMES.items()}
     objects = import_objects(scenario, scenario_dir, roles)
-    intrinsics = addon_module(package, "camera_intrinsics")
+    intrinsics = addon_module(package, "core.camera_intrinsics")
     camera = setup_camera(scenario, intrinsics)
     scene.frame_start, scene.frame_end = 1, len(frames)
     scene.gsds.output_dir = output_dir

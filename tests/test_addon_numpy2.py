@@ -52,7 +52,7 @@ def test_this_venv_has_numpy_2():
     ("ply", "inria.ply", 3), ("ply_compressed", "compressed.ply", 1),
     ("splat", "s.splat", 0)])
 def test_splat_reader_matches_the_backend(tmp_path, file_format, name, degree):
-    ply_reader = addon_module("ply_reader")
+    ply_reader = addon_module("core.ply_reader")
     path = tmp_path / name
     export_splats(**random_export_params(500, degree, seed=degree), format=file_format,
                   save_to=str(path))
@@ -69,8 +69,8 @@ def test_splat_reader_matches_the_backend(tmp_path, file_format, name, degree):
 
 
 def test_built_scenario_passes_the_backends_validation(tmp_path):
-    intrinsics = addon_module("camera_intrinsics")
-    builder = addon_module("scenario_builder")
+    intrinsics = addon_module("core.camera_intrinsics")
+    builder = addon_module("core.scenario_builder")
     for name, seed in (("bed", 0), ("tool", 1)):
         params = random_export_params(50, 1, seed=seed)
         export_splats(**params, format="ply", save_to=str(tmp_path / f"{name}.ply"))

@@ -16,7 +16,7 @@ from gs_backend.contact_sheet import (
     instance_color,
     make_contact_sheet,
 )
-from gs_backend.errors import InputError
+from gs_contract.errors import InputError
 
 W, H = 80, 60
 GREY_BGR = (90, 100, 110)

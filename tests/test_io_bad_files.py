@@ -10,8 +10,8 @@ import plyfile
 import pytest
 from gsplat.exporter import export_splats
 
-from gs_backend.errors import InputError
 from gs_backend.io import describe_gaussians, load_gaussians
+from gs_contract.errors import InputError
 from tests.io_helpers import inria_names, random_export_params, random_inria_columns, write_plyfile
 
 

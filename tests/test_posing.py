@@ -13,7 +13,6 @@ from gsplat.cuda._torch_impl import (
     _spherical_harmonics,
 )
 
-from gs_backend.errors import PoseError
 from gs_backend.gaussians import Gaussians
 from gs_backend.posing import (
     Similarity,
@@ -23,6 +22,7 @@ from gs_backend.posing import (
     rotation_matrix_to_quat,
     similarity_from_matrix,
 )
+from gs_contract.errors import PoseError
 
 FIELD = "frames[3].poses.driver"
 SOURCE = "scenes/demo.json"

@@ -6,7 +6,7 @@ import pytest
 
 from gs_backend.cli import parse_selection
 from gs_backend.dataset.split import assign_splits
-from gs_backend.errors import InputError
+from gs_contract.errors import InputError
 
 FRAMES = tuple(range(10))
 

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from typing import Literal
 
 from gs_backend.dataset.layout import OWNED_DIRS, OWNED_FILES, DatasetLayout
-from gs_backend.errors import InputError
 from gs_backend.io.atomic import write_text_atomic
+from gs_contract.errors import InputError
 
 FolderPlan = Literal["new", "resume", "replace"]
 # A temp file this old belongs to a run that died (a frame's files take well under a

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gs_backend.errors import InputError
 from gs_backend.gaussians import SH_C0, Gaussians
 from gs_backend.io.inria_ply import PlyElement, PlyHeader, clamp_opacities, read_ply_tables
+from gs_contract.errors import InputError
 
 CHUNK_SIZE = 256  # vertices per chunk row
 

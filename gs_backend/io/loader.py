@@ -21,11 +21,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from gs_backend.errors import InputError
 from gs_backend.gaussians import Gaussians
 from gs_backend.io.compressed_ply import is_compressed_ply, read_compressed_ply
 from gs_backend.io.inria_ply import is_ply, parse_ply_header, read_inria_ply
 from gs_backend.io.splat_format import is_splat_path, read_splat
+from gs_contract.errors import InputError
 
 GaussianFileFormat = Literal["inria_ply", "compressed_ply", "splat"]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gs_backend.errors import InputError
 from gs_backend.gaussians import SH_C0, Gaussians
 from gs_backend.io.inria_ply import clamp_opacities
+from gs_contract.errors import InputError
 
 SPLAT_ROW_BYTES = 32
 SPLAT_ROW = np.dtype([

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from gs_backend.errors import InputError
 from gs_backend.io.inria_ply import parse_ply_header
 from gs_backend.io.loader import load_gaussians
+from gs_contract.errors import InputError
 
 FORMAT_NAMES = {
     "inria_ply": "Inria 3DGS PLY",

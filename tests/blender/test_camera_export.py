@@ -14,7 +14,7 @@ import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Matrix, Vector
 
-from blender_addon.camera_intrinsics import (
+from blender_addon.core.camera_intrinsics import (
     CameraConversionError,
     camera_from_blender,
     camera_matrix_world_from,

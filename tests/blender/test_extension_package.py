@@ -50,7 +50,10 @@ def test_zip_layout_and_name(built_zip):
     with zipfile.ZipFile(built_zip) as archive:
         names = archive.namelist()
         assert archive.testzip() is None
-    sources = sorted(p.name for p in (REPO / "blender_addon").glob("*.py"))
+    addon = REPO / "blender_addon"
+    sources = sorted(p.relative_to(addon).as_posix() for p in addon.rglob("*.py")
+                     if "__pycache__" not in p.parts)
+    assert {"__init__.py", "core/__init__.py", "blender/__init__.py"} <= set(sources)
     assert names == sorted([*sources, "blender_manifest.toml"])
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
@@ -93,7 +96,7 @@ package = "bl_ext.user_default.gs_dataset_studio"
 report["enabled"] = package in bpy.context.preferences.addons
 report["installed_files"] = sorted(os.listdir(
     bpy.utils.user_resource('EXTENSIONS', path="user_default/gs_dataset_studio")))
-report["lazy_modules"] = [m for m in ("proxy_mesh", "ply_reader")
+report["lazy_modules"] = [m for m in ("blender.proxy_mesh", "core.ply_reader")
                           if f"{package}.{m}" in sys.modules]
 operators = {}
 for idname in ("gsds.import_ply", "gsds.export_scenario", "gsds.render_dataset",
@@ -119,7 +122,7 @@ for draw in menu:
 report["import_menu"] = drawn
 prefs = bpy.context.preferences.addons[package].preferences
 report["preferences"] = [type(prefs).bl_idname, prefs.backend_command, prefs.device]
-module = sys.modules[package + ".preferences"]
+module = sys.modules[package + ".blender.preferences"]
 report["get_preferences"] = module.get_preferences(bpy.context) == prefs
 result = bpy.ops.gsds.import_ply(filepath=ply_path, role='BACKGROUND')
 obj = bpy.context.view_layer.objects.active

@@ -25,7 +25,8 @@ from ply_factory import (
     write_inria_ply,
 )
 
-from blender_addon import ply_reader, proxy_mesh
+from blender_addon.blender import proxy_mesh
+from blender_addon.core import ply_reader
 
 
 def import_ply(path: Path, **kwargs) -> bpy.types.Object:
@@ -147,7 +148,7 @@ def test_upright_changes_only_the_object_matrix(addon, tmp_path):
 
 
 def test_upright_choices_match_their_rotations():
-    from blender_addon.properties import UPRIGHT_ITEMS
+    from blender_addon.blender.properties import UPRIGHT_ITEMS
 
     assert [item[0] for item in UPRIGHT_ITEMS] == list(proxy_mesh.UPRIGHT_ROTATIONS)
 

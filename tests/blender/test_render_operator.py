@@ -22,10 +22,10 @@ import pytest
 from paths import BACKEND_PYTHON
 from scene_factory import build_small_scene
 
-from blender_addon import operators_render
-from blender_addon.backend_process import BackendError, BackendJob, backend_argv
-from blender_addon.operators_render import poll_render_job, start_render_job
-from blender_addon.scenario_builder import ScenarioExportError
+from blender_addon.blender import operators_render
+from blender_addon.blender.operators_render import poll_render_job, start_render_job
+from blender_addon.core.backend_process import BackendError, BackendJob, backend_argv
+from blender_addon.core.scenario_builder import ScenarioExportError
 
 FAKE = Path(__file__).with_name("fake_backend.py")
 STATUSES: list[str] = []  # every status line run_to_end saw

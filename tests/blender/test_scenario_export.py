@@ -21,8 +21,8 @@ from mathutils import Vector
 from paths import BACKEND_PYTHON, REPO
 from ply_factory import random_columns, write_inria_ply
 
-from blender_addon.camera_intrinsics import PinholeCamera
-from blender_addon.scenario_builder import (
+from blender_addon.core.camera_intrinsics import PinholeCamera
+from blender_addon.core.scenario_builder import (
     GatheredObject,
     GatheredScene,
     ScenarioExportError,
@@ -31,7 +31,7 @@ from blender_addon.scenario_builder import (
 
 VALIDATOR = r"""
 import json, sys
-from gs_backend.errors import InputError
+from gs_contract.errors import InputError
 from gs_backend.scenario import load_scenario
 for line in sys.stdin:
     try:

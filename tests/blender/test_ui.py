@@ -14,7 +14,7 @@ import bpy
 import pytest
 from ply_factory import write_inria_ply
 
-from blender_addon import panels, preferences
+from blender_addon.blender import panels, preferences
 
 
 def enum_ids(struct, prop: str) -> list[str]:
@@ -97,7 +97,7 @@ def test_typed_class_name_joins_the_scene_classes(proxy):
     proxy.gsds.class_name = "grasper"
     proxy.gsds.class_name = "needle_driver"  # known: not added twice
     assert [c.name for c in scene.gsds.classes] == ["needle_driver", "grasper"]
-    from blender_addon.properties import _class_name_search
+    from blender_addon.blender.properties import _class_name_search
 
     assert _class_name_search(proxy.gsds, bpy.context, "GRAS") == ["grasper"]
     assert _class_name_search(proxy.gsds, bpy.context, "") == ["needle_driver", "grasper"]
@@ -214,7 +214,7 @@ def test_status_bar_shows_progress_only_while_rendering(addon, fake_layout):
 
 
 def test_file_import_menu_entry(addon, fake_layout):
-    from blender_addon.operators_import import menu_func_import
+    from blender_addon.blender.operators_import import menu_func_import
 
     assert menu_func_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
     owner = SimpleNamespace(layout=fake_layout())
@@ -223,7 +223,7 @@ def test_file_import_menu_entry(addon, fake_layout):
 
 
 def test_import_dialog_draw(addon, fake_layout):
-    from blender_addon.operators_import import GSDS_OT_import_ply
+    from blender_addon.blender.operators_import import GSDS_OT_import_ply
 
     owner = SimpleNamespace(layout=fake_layout(), role='INSTRUMENT',
                             bl_rna=bpy.ops.gsds.import_ply.get_rna_type())
@@ -243,7 +243,7 @@ def test_unregister_removes_everything_and_register_restores_it(registered_addon
             with pytest.raises(KeyError):
                 getattr(bpy.ops.gsds, idname).get_rna_type()
         assert not hasattr(bpy.types, "GSDS_PT_object")
-        from blender_addon.operators_import import menu_func_import
+        from blender_addon.blender.operators_import import menu_func_import
 
         assert menu_func_import not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
         assert panels.draw_status_bar not in \

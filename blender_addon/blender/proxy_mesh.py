@@ -37,7 +37,7 @@ import bpy
 import numpy as np
 from bpy.types import Collection, Material, Mesh, NodeTree, Object
 
-from .ply_reader import SplatData
+from ..core.ply_reader import SplatData
 
 NODE_GROUP_NAME = "GSDS Point Proxy"
 NODE_GROUP_VERSION = 1  # bump when the group changes: older files get a new group

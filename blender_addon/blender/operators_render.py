@@ -21,7 +21,7 @@ import bpy
 from bpy.props import BoolProperty
 from bpy.types import Context, Operator
 
-from .backend_process import BackendJob
+from ..core.backend_process import BackendJob
 
 Report = Callable[[set[str], str], None]
 TIMER_INTERVAL_S = 0.2
@@ -90,12 +90,12 @@ def start_render_job(context: Context, *, overwrite: bool = False, report: Repor
         BackendError: the backend cannot be started.
     """
     global _active_job
+    from ..core.scenario_builder import write_scenario
     from .operators_export import build_scene_scenario
-    from .scenario_builder import write_scenario
     from .scene_gather import blend_abspath
 
     if _active_job is not None and not _active_job.process.state.finished:
-        from .scenario_builder import ScenarioExportError
+        from ..core.scenario_builder import ScenarioExportError
 
         raise ScenarioExportError("a dataset render is already running")
     scene = context.scene
@@ -125,7 +125,7 @@ def check_output_folder(out_dir: Path, scenario: dict[str, Any], *, overwrite: b
     dataset in the folder) would have been replaced. Re-rendering the same scenario
     resumes; ``overwrite`` replaces the dataset.
     """
-    from .scenario_builder import ScenarioExportError
+    from ..core.scenario_builder import ScenarioExportError
 
     # The backend's rule (gs_backend.dataset.output_folder.holds_dataset): a manifest
     # or at least one finished frame record.
@@ -276,9 +276,9 @@ class GSDS_OT_render_dataset(Operator):
                 and _active_job is None)
 
     def execute(self, context: Context) -> set[str]:
-        from .backend_process import BackendError
-        from .camera_intrinsics import CameraConversionError
-        from .scenario_builder import ScenarioExportError
+        from ..core.backend_process import BackendError
+        from ..core.camera_intrinsics import CameraConversionError
+        from ..core.scenario_builder import ScenarioExportError
 
         overwrite = self.overwrite or context.scene.gsds.overwrite
         try:

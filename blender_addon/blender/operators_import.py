@@ -64,7 +64,8 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
         return [os.path.normpath(os.path.abspath(bpy.path.abspath(p))) for p in paths]
 
     def execute(self, context: Context) -> set[str]:
-        from . import ply_reader, proxy_mesh
+        from ..core import ply_reader
+        from . import proxy_mesh
 
         paths = self.file_paths()
         if not paths:

@@ -1,6 +1,6 @@
 """Errors that carry a user-facing message naming the file and the field.
 
-The CLI turns every :class:`InputError` into one line on stderr and exit code 2,
+The backend CLI turns every :class:`InputError` into one line on stderr and exit code 2,
 never a traceback. Code deep in the backend raises these with the most precise
 location it knows (a JSON path such as ``frames[3].poses.driver``, or a PLY
 property such as ``f_rest_12``).

@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .camera_intrinsics import CameraConversionError, PinholeCamera, camera_from_blender
-from .scenario_builder import GatheredObject, GatheredScene, ScenarioExportError
+from ..core.camera_intrinsics import CameraConversionError, PinholeCamera, camera_from_blender
+from ..core.scenario_builder import GatheredObject, GatheredScene, ScenarioExportError
 
 FramesMode = Literal["ALL", "KEYFRAMES"]
 GS_INDEX_ATTRIBUTE = "gs_index"

@@ -6,6 +6,9 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy.types import AddonPreferences, Context
 
+# The add-on's own package (this module lives one level below it).
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
 DEVICE_ITEMS = (
     ('AUTO', "Auto", "CUDA when the backend finds a GPU, else the CPU", 0),
     ('CPU', "CPU", "Render on the CPU (slow, works everywhere)", 1),
@@ -18,7 +21,7 @@ class GSDS_Preferences(AddonPreferences):
 
     # The add-on's module name: `bl_ext.<repo>.gs_dataset_studio` once installed as an
     # extension, `blender_addon` when the source folder is imported directly.
-    bl_idname = __package__
+    bl_idname = ADDON_PACKAGE
 
     backend_command: StringProperty(
         name="Backend Command", default="gs-backend",
@@ -47,7 +50,7 @@ def get_preferences(context: Context | None = None) -> GSDS_Preferences | None:
     then fall back to the defaults of :class:`GSDS_Preferences`.
     """
     context = context or bpy.context
-    addon = context.preferences.addons.get(__package__)
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
     return None if addon is None else addon.preferences
 
 

@@ -55,7 +55,7 @@ def resolve_frames_mode(context: Context, frames: str | None) -> str:
 
 def scenario_path(filepath: str) -> Path:
     """Absolute scenario path (``//`` = next to the saved .blend); ``.json`` added if missing."""
-    from .scenario_builder import ScenarioExportError
+    from ..core.scenario_builder import ScenarioExportError
     from .scene_gather import blend_abspath
 
     if not filepath.strip() or filepath.rstrip().endswith(("/", "\\")):
@@ -72,7 +72,7 @@ def build_scene_scenario(context: Context, path: str | os.PathLike[str],
     Raises:
         ScenarioExportError: with a message naming the object, file or field.
     """
-    from .scenario_builder import build_scenario
+    from ..core.scenario_builder import build_scenario
     from .scene_gather import gather_scene
 
     gathered = gather_scene(context, resolve_frames_mode(context, frames))
@@ -82,7 +82,7 @@ def build_scene_scenario(context: Context, path: str | os.PathLike[str],
 def export_scenario_file(context: Context, filepath: str,
                          frames: str | None = None) -> ExportResult:
     """Gather, build and write the scenario to ``filepath`` (atomically)."""
-    from .scenario_builder import write_scenario
+    from ..core.scenario_builder import write_scenario
 
     t0 = time.perf_counter()
     path = scenario_path(filepath)
@@ -117,7 +117,7 @@ class GSDS_OT_export_scenario(Operator, ExportHelper):
 
     def invoke(self, context: Context, event: Any) -> set[str]:
         if not self.filepath:
-            from .scenario_builder import ScenarioExportError
+            from ..core.scenario_builder import ScenarioExportError
             from .scene_gather import blend_abspath
 
             try:
@@ -128,8 +128,8 @@ class GSDS_OT_export_scenario(Operator, ExportHelper):
         return ExportHelper.invoke(self, context, event)
 
     def execute(self, context: Context) -> set[str]:
-        from .camera_intrinsics import CameraConversionError
-        from .scenario_builder import ScenarioExportError
+        from ..core.camera_intrinsics import CameraConversionError
+        from ..core.scenario_builder import ScenarioExportError
 
         try:
             result = export_scenario_file(context, self.filepath, self.frames)
