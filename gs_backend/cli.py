@@ -105,7 +105,7 @@ def _render(args: argparse.Namespace) -> int:
     from gs_backend.dataset.render_run import RenderOptions, render_dataset
     from gs_backend.devices import resolve_device
     from gs_backend.progress import make_progress
-    from gs_backend.scenario import load_scenario
+    from gs_contract.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     selection = parse_selection(args.frames, args.shard, len(scenario.frames))

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gs_backend.io.atomic import write_bytes_atomic
+from gs_contract.atomic import write_bytes_atomic
 from gs_contract.errors import InputError
 
 HEADER_HEIGHT = 30

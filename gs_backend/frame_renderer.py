@@ -16,11 +16,12 @@ from torch import Tensor
 
 from gs_backend.gaussians import Gaussians
 from gs_backend.io import load_gaussians
-from gs_backend.posing import Similarity, pose_gaussians, similarity_from_matrix
+from gs_backend.posing import pose_gaussians
 from gs_backend.raster import RasterBackend, rasterize
-from gs_backend.scenario import FrameSpec, Scenario
 from gs_backend.sh import gaussian_colors
 from gs_contract.errors import InputError
+from gs_contract.pose import Similarity
+from gs_contract.scenario import FrameSpec, Scenario
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,13 @@ class FrameRenderer:
         self.num_instruments = len(scenario.instruments)
         self._pose_cache: dict[str, tuple[bytes, Gaussians]] = {}
 
-    def posed(self, object_name: str, matrix: np.ndarray, where: str) -> Gaussians:
+    def posed(self, object_name: str, pose: Similarity) -> Gaussians:
         """The object's Gaussians in world coordinates for this pose (cached by pose)."""
-        key = np.ascontiguousarray(matrix, dtype=np.float64).tobytes()
+        key = pose.matrix().tobytes()
         hit = self._pose_cache.get(object_name)
         if hit is not None and hit[0] == key:
             return hit[1]
         obj = self.scenario.objects[object_name]
-        pose: Similarity = similarity_from_matrix(
-            matrix, source=str(self.scenario.path), field=where)
         posed = pose_gaussians(self.assets[obj.asset].gaussians, pose)
         self._pose_cache[object_name] = (key, posed)
         return posed
@@ -130,7 +129,7 @@ class FrameRenderer:
         for name, obj in scenario.objects.items():
             if name not in frame.poses:
                 continue
-            g = self.posed(name, frame.poses[name], f"frames[{frame.index}].poses.{name}")
+            g = self.posed(name, frame.similarities[name])
             weights = torch.zeros(g.count, K_inst, dtype=torch.float32, device=self.device)
             if obj.instance_id is not None:
                 weights[:, obj.instance_id - 1] = 1.0

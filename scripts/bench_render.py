@@ -35,14 +35,14 @@ import torch
 from gs_backend.dataset.render_run import RenderOptions, render_dataset
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
 from gs_backend.gaussians import Gaussians
-from gs_backend.io.atomic import write_text_atomic
 from gs_backend.io.inria_ply import save_inria_ply
 from gs_backend.raster import rasterize
-from gs_backend.scenario import load_scenario
 from gs_backend.sh import gaussian_colors
 from gs_backend.synthetic.demo_scenario import demo_scenario_dict
 from gs_backend.synthetic.instrument import make_needle_driver
 from gs_backend.synthetic.tissue import make_tissue
+from gs_contract.atomic import write_text_atomic
+from gs_contract.scenario import load_scenario
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def bench_bare(scenario_path: Path, device: torch.device) -> list[float]:
         parts, channels = [], []
         for name, obj in scenario.objects.items():
             if name in frame.poses:
-                g = renderer.posed(name, frame.poses[name], name)
+                g = renderer.posed(name, frame.similarities[name])
                 parts.append(g)
                 ch = torch.zeros(g.count, renderer.num_instruments, device=device)
                 if obj.instance_id is not None:

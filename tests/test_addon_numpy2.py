@@ -20,7 +20,7 @@ import pytest
 from gsplat.exporter import export_splats
 
 from gs_backend.io.loader import load_gaussians
-from gs_backend.scenario import load_scenario
+from gs_contract.scenario import load_scenario
 from tests.io_helpers import random_export_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from gs_backend.io import atomic
+from gs_contract import atomic
 
 
 def test_write_replaces_and_uses_normal_permissions(tmp_path):

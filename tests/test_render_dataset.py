@@ -368,7 +368,7 @@ def test_image_writing_overlaps_rendering(tmp_path, monkeypatch):
 
     from gs_backend.dataset import render_run
     from gs_backend.progress import JsonlProgress
-    from gs_backend.scenario import load_scenario
+    from gs_contract.scenario import load_scenario
 
     events: list[tuple[str, str, float, str]] = []  # (what, frame, time, thread name)
     real_write, real_render = render_run.write_frame, render_run.FrameRenderer.render
@@ -402,9 +402,9 @@ def test_shards_claiming_together_keep_each_others_frames(tmp_path):
     """Two shards with --overwrite start together on a folder of another scenario: both
     plan "replace" before loading assets, but only the first claim clears the folder;
     the second, planning again under the lock, resumes."""
-    from gs_backend.dataset.layout import DatasetLayout
-    from gs_backend.dataset.output_folder import claim_output_folder, plan_output_folder
-    from gs_backend.scenario import load_scenario
+    from gs_backend.dataset.output_folder import claim_output_folder
+    from gs_contract.dataset import DatasetLayout, plan_output_folder
+    from gs_contract.scenario import load_scenario
 
     old = tmp_path / "old.json"
     old.write_text(json.dumps(modified(scenario_dict(), "output.val_fraction", 0.5)))

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gs_backend.scenario import load_scenario, parse_scenario
 from gs_contract.errors import InputError, PoseError
+from gs_contract.scenario import load_scenario, parse_scenario
 from tests.scenario_factory import DELETE, modified, scenario_dict, write_scenario
 
 

@@ -19,9 +19,9 @@ from gsplat.cuda._torch_impl import _quat_to_rotmat, _spherical_harmonics
 from plyfile import PlyData
 
 from gs_backend.gaussians import SH_C0, Gaussians
-from gs_backend.scenario import load_scenario
 from gs_backend.synthetic import build_demo, make_needle_driver, make_tissue
 from gs_backend.synthetic.instrument import SHAFT_LENGTH_M, SHAFT_RADIUS_M, SHAFT_START_M
+from gs_contract.scenario import load_scenario
 
 SMALL = 2_000
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from gs_backend import __version__
 from gs_backend.dataset.frame_outputs import read_record, record_is_complete
-from gs_backend.dataset.layout import SPLITS, DatasetLayout
 from gs_backend.dataset.output_folder import folder_lock
-from gs_backend.io.atomic import read_json_or_none, write_text_atomic
 from gs_backend.labels import coco_categories, coco_document
-from gs_backend.scenario import Scenario
+from gs_contract.atomic import read_json_or_none, write_text_atomic
+from gs_contract.dataset import SPLITS, DatasetLayout
+from gs_contract.scenario import Scenario
 
 MANIFEST_FORMAT = "gs-dataset-manifest"
 MANIFEST_VERSION = 1

@@ -17,9 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gs_backend.dataset.layout import DatasetLayout, Split
 from gs_backend.frame_renderer import FrameImages
-from gs_backend.io.atomic import read_json_or_none, write_bytes_atomic, write_text_atomic
 from gs_backend.labels import (
     instance_stats,
     rle_encode,
@@ -28,7 +26,9 @@ from gs_backend.labels import (
     yolo_label_text,
     yolo_segment_row,
 )
-from gs_backend.scenario import FrameSpec, OutputSettings, Scenario
+from gs_contract.atomic import read_json_or_none, write_bytes_atomic, write_text_atomic
+from gs_contract.dataset import DatasetLayout, Split
+from gs_contract.scenario import FrameSpec, OutputSettings, Scenario
 
 JPEG_QUALITY = 95
 

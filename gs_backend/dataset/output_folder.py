@@ -1,18 +1,10 @@
 """Claiming an output folder: same scenario resumes, a different one is refused.
 
-A folder "holds a dataset" once it has a manifest or at least one finished frame.
-The rules (:func:`plan_output_folder`):
-
-- same scenario (fingerprint) as before: resume, with or without ``overwrite``
-  (finished frames are kept; shards of one scenario can each pass ``--overwrite``);
-- a different scenario, or a dataset of unknown origin: refused unless ``overwrite``;
-  then only the files and folders this tool owns are removed, never anything else the
-  user keeps there;
-- leftovers of another scenario that never finished a frame: replaced silently.
-
-A run plans once before loading its assets (to fail fast, writing nothing) and again
-under the folder lock when it claims the folder (:func:`claim_output_folder`), so
-shards that start together agree: the first claims, the others resume.
+The rule itself (:func:`gs_contract.dataset.plan_output_folder`) lives in gs_contract,
+where the Blender add-on applies it too before it writes anything. A run plans once
+before loading its assets (to fail fast, writing nothing) and again under the folder
+lock when it claims the folder (:func:`claim_output_folder`), so shards that start
+together agree: the first claims, the others resume.
 """
 
 from __future__ import annotations
@@ -21,39 +13,20 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator
-from typing import Literal
 
-from gs_backend.dataset.layout import OWNED_DIRS, OWNED_FILES, DatasetLayout
-from gs_backend.io.atomic import write_text_atomic
+from gs_contract.atomic import write_text_atomic
+from gs_contract.dataset import (
+    OWNED_DIRS,
+    OWNED_FILES,
+    DatasetLayout,
+    FolderPlan,
+    plan_output_folder,
+)
 from gs_contract.errors import InputError
 
-FolderPlan = Literal["new", "resume", "replace"]
 # A temp file this old belongs to a run that died (a frame's files take well under a
 # second to write); younger ones may be another shard's writes in flight.
 STALE_TEMP_AGE_S = 600.0
-
-
-def plan_output_folder(layout: DatasetLayout, fingerprint: str, *,
-                       overwrite: bool) -> FolderPlan:
-    """What claiming ``layout.root`` for this scenario will do; writes nothing.
-
-    Raises:
-        InputError: the path is a file, or the folder holds a dataset of another
-            scenario and not ``overwrite``.
-    """
-    root = layout.root
-    if root.exists() and not root.is_dir():
-        raise InputError(root, "--out", "must be a folder, but this is a file")
-    previous = _stored_fingerprint(layout)
-    if previous == fingerprint:
-        return "resume"
-    if not holds_dataset(layout):
-        return "replace" if previous is not None else "new"
-    if not overwrite:
-        what = "another scenario" if previous else "a dataset of unknown origin"
-        raise InputError(root, "--out", f"already holds {what}; pass --overwrite to replace "
-                                        "it, or choose another --out folder")
-    return "replace"
 
 
 def claim_output_folder(layout: DatasetLayout, fingerprint: str, *,
@@ -100,26 +73,12 @@ def folder_lock(layout: DatasetLayout) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def holds_dataset(layout: DatasetLayout) -> bool:
-    """True when the folder has a manifest or at least one finished frame record."""
-    if layout.manifest.exists():
-        return True
-    return layout.records_dir.is_dir() and any(layout.records_dir.glob("*.json"))
-
-
 def remove_owned_outputs(layout: DatasetLayout) -> None:
     """Delete what this tool writes in the folder (see ``OWNED_DIRS``/``OWNED_FILES``)."""
     for name in OWNED_DIRS:
         shutil.rmtree(layout.root / name, ignore_errors=True)
     for name in OWNED_FILES:
         (layout.root / name).unlink(missing_ok=True)
-
-
-def _stored_fingerprint(layout: DatasetLayout) -> str | None:
-    try:
-        return layout.fingerprint_file.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 def _remove_stale_temp_files(layout: DatasetLayout, max_age_s: float = STALE_TEMP_AGE_S) -> None:

@@ -20,14 +20,14 @@ import torch
 
 from gs_backend.dataset.assemble import assemble_dataset, finished_records
 from gs_backend.dataset.frame_outputs import FrameJob, write_frame
-from gs_backend.dataset.layout import DatasetLayout
-from gs_backend.dataset.output_folder import claim_output_folder, plan_output_folder
+from gs_backend.dataset.output_folder import claim_output_folder
 from gs_backend.dataset.split import assign_splits
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
-from gs_backend.io.atomic import write_text_atomic
 from gs_backend.progress import Progress
 from gs_backend.raster import RasterBackend
-from gs_backend.scenario import FrameSpec, Scenario
+from gs_contract.atomic import write_text_atomic
+from gs_contract.dataset import DatasetLayout, plan_output_folder
+from gs_contract.scenario import FrameSpec, Scenario
 
 
 @dataclass(frozen=True)

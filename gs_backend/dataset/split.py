@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gs_backend.dataset.layout import Split
+from gs_contract.dataset import Split
 
 
 def assign_splits(frame_names: Sequence[str], val_fraction: float,

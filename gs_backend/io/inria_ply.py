@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from gs_backend.gaussians import Gaussians
-from gs_backend.io.atomic import write_bytes_atomic
+from gs_contract.atomic import write_bytes_atomic
 from gs_contract.errors import InputError
 
 PlyEncoding = Literal["ascii", "binary_little_endian", "binary_big_endian"]

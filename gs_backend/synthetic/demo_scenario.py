@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from gs_backend.gaussians import Gaussians
-from gs_backend.io.atomic import write_text_atomic
 from gs_backend.io.inria_ply import save_inria_ply
 from gs_backend.synthetic.instrument import make_needle_driver
 from gs_backend.synthetic.tissue import make_tissue
+from gs_contract.atomic import write_text_atomic
 
 SCENARIO_NAME = "scenario.json"
 ASSET_DIR = "assets"

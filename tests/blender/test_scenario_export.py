@@ -32,7 +32,7 @@ from blender_addon.core.scenario_builder import (
 VALIDATOR = r"""
 import json, sys
 from gs_contract.errors import InputError
-from gs_backend.scenario import load_scenario
+from gs_contract.scenario import load_scenario
 for line in sys.stdin:
     try:
         s = load_scenario(line.strip())

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gs_contract.errors import InputError, PoseError
+from gs_contract.pose import Similarity, similarity_from_matrix
 
 SCENARIO_FORMAT = "gs-scenario"
 SCENARIO_VERSION = 1
@@ -106,12 +107,17 @@ class Camera:
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """One frame: the camera and the pose (``[4, 4]`` asset -> world) of each present object."""
+    """One frame: the camera and the pose of each present object.
+
+    ``poses``: ``[4, 4]`` float64 asset -> world matrices as written in the file;
+    ``similarities``: the same poses checked and split into (s, R, t), once, here.
+    """
 
     index: int
     name: str
     camera: Camera
     poses: dict[str, np.ndarray]
+    similarities: dict[str, Similarity] = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -356,8 +362,6 @@ def _parse_output(v: _Validator, raw: Any) -> OutputSettings:
 
 def _parse_frames(v: _Validator, raw: Any,
                   objects: Mapping[str, ObjectSpec]) -> tuple[FrameSpec, ...]:
-    from gs_backend.posing import similarity_from_matrix
-
     frames: list[FrameSpec] = []
     names: dict[str, int] = {}
     for i, spec in enumerate(v.sequence(raw, "frames")):
@@ -373,18 +377,20 @@ def _parse_frames(v: _Validator, raw: Any,
         names[name] = i
         camera = _parse_camera(v, v.required(spec, "camera", where), f"{where}.camera")
         poses: dict[str, np.ndarray] = {}
+        similarities: dict[str, Similarity] = {}
         for obj, matrix in v.mapping(spec.get("poses", {}), f"{where}.poses").items():
             pose_where = f"{where}.poses.{obj}"
             if obj not in objects:
                 v.fail(pose_where, f"unknown object {obj!r}; known: {sorted(objects)}")
             try:
-                similarity_from_matrix(matrix, source=str(v.path), field=pose_where)
+                similarities[obj] = similarity_from_matrix(matrix, source=str(v.path),
+                                                           field=pose_where)
             except PoseError as exc:
                 raise PoseError(exc.source, exc.field,
                                 f"{exc.problem} (frame {name!r}, object {obj!r})",
                                 anisotropy=exc.anisotropy) from None
             poses[obj] = np.asarray(matrix, dtype=np.float64)
-        frames.append(FrameSpec(i, name, camera, poses))
+        frames.append(FrameSpec(i, name, camera, poses, similarities))
     if not frames:
         v.fail("frames", "no frames: nothing to render")
     return tuple(frames)
