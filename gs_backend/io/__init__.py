@@ -1,18 +1,18 @@
-"""Gaussian file I/O: Inria 3DGS PLY (read and write), SuperSplat compressed PLY and
-antimatter15 ``.splat`` (read), and the ``info`` summary."""
+"""Gaussian files on the torch side: :func:`load_gaussians` (any format
+:mod:`gs_contract.splats` reads, into :class:`~gs_backend.gaussians.Gaussians`), the Inria
+PLY writer for :class:`Gaussians`, and the ``info`` summary."""
 
 
-from gs_backend.io.inria_ply import inria_ply_bytes, inria_property_names, save_inria_ply
-from gs_backend.io.loader import GaussianFileFormat, LoadedGaussians, load_gaussians
+from gs_backend.io.inria_ply import inria_ply_bytes, save_inria_ply
+from gs_backend.io.loader import LoadedGaussians, gaussians_from_splat, load_gaussians
 from gs_backend.io.summary import describe_gaussians, format_summary
 
 __all__ = [
-    "GaussianFileFormat",
     "LoadedGaussians",
     "describe_gaussians",
     "format_summary",
+    "gaussians_from_splat",
     "inria_ply_bytes",
-    "inria_property_names",
     "load_gaussians",
     "save_inria_ply",
 ]

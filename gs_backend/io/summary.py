@@ -5,64 +5,46 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
-from gs_backend.io.inria_ply import parse_ply_header
-from gs_backend.io.loader import load_gaussians
-from gs_contract.errors import InputError
-
-FORMAT_NAMES = {
-    "inria_ply": "Inria 3DGS PLY",
-    "compressed_ply": "SuperSplat compressed PLY",
-    "splat": "antimatter15 .splat",
-}
-_HEADER_PREFIX_BYTES = 1 << 20
+from gs_contract.splats import FORMAT_NAMES, read_splat_file, usable_rows
 
 
 def describe_gaussians(path: str | Path) -> dict[str, Any]:
     """A JSON-ready summary of a Gaussian file.
 
-    Keys: ``file``, ``format`` (``inria_ply`` | ``compressed_ply`` | ``splat``),
+    Keys: ``file``, ``format`` (``inria_ply`` | ``compressed_ply`` | ``splat`` | ``spz``),
     ``encoding`` (PLY body: ``ascii`` | ``binary_little_endian`` | ``binary_big_endian``;
-    ``binary_little_endian`` for ``.splat``), ``count`` (finite Gaussians), ``file_count``,
-    ``non_finite``, ``sh_degree``, ``has_normals`` (nx ny nz present), ``bounds``
-    (``{"min": [x, y, z], "max": [x, y, z]}`` of the finite means, ``None`` when empty),
-    ``median_opacity`` and ``median_scale`` (median over Gaussians of the largest linear
-    scale; both ``None`` when empty).
+    ``binary_little_endian`` for ``.splat``; ``gzip`` | ``zstd`` for ``.spz``),
+    ``version`` (the ``.spz`` version, else None), ``antialiased`` (the ``.spz`` flag),
+    ``count`` (usable Gaussians), ``file_count``, ``non_finite``, ``sh_degree``,
+    ``has_normals`` (nx ny nz present), ``bounds`` (``{"min": [x, y, z], "max": [x, y,
+    z]}`` of the usable means, ``None`` when empty), ``median_opacity`` and
+    ``median_scale`` (median over Gaussians of the largest linear scale; both ``None``
+    when empty).
 
     Raises:
-        InputError: as :func:`gs_backend.io.load_gaussians`.
+        InputError: as :func:`gs_contract.splats.read_splat_file`.
     """
-    loaded = load_gaussians(path)
-    g = loaded.gaussians
-    encoding, has_normals = "binary_little_endian", False
-    if loaded.format != "splat":
-        try:
-            with open(loaded.path, "rb") as f:
-                prefix = f.read(_HEADER_PREFIX_BYTES)
-        except OSError as exc:  # the file changed under us since it was loaded
-            raise InputError(loaded.path, None, f"cannot read the file: {exc}") from None
-        header = parse_ply_header(prefix, loaded.path)
-        encoding = header.encoding
-        vertex = header.element("vertex")
-        names = vertex.property_names if vertex is not None else []
-        has_normals = all(n in names for n in ("nx", "ny", "nz"))
-    bounds = None
-    median_opacity = median_scale = None
-    if g.count:
-        bounds = {"min": g.means.min(dim=0).values.tolist(),
-                  "max": g.means.max(dim=0).values.tolist()}
-        median_opacity = float(torch.median(g.opacities))
-        median_scale = float(torch.median(g.scales.max(dim=1).values))
+    splat = read_splat_file(path, dc_only=True)
+    usable = usable_rows(splat)
+    means = splat.means[usable]
+    bounds = median_opacity = median_scale = None
+    if means.shape[0]:
+        bounds = {"min": means.min(axis=0).tolist(), "max": means.max(axis=0).tolist()}
+        median_opacity = float(np.median(splat.opacities[usable]))
+        median_scale = float(np.median(splat.scales[usable].max(axis=1)))
     return {
-        "file": str(loaded.path),
-        "format": loaded.format,
-        "encoding": encoding,
-        "count": g.count,
-        "file_count": loaded.file_count,
-        "non_finite": loaded.non_finite,
-        "sh_degree": g.sh_degree,
-        "has_normals": has_normals,
+        "file": splat.path,
+        "format": splat.format,
+        "encoding": splat.encoding,
+        "version": splat.version,
+        "antialiased": splat.antialiased,
+        "count": int(means.shape[0]),
+        "file_count": splat.count,
+        "non_finite": splat.count - int(means.shape[0]),
+        "sh_degree": splat.sh_degree,
+        "has_normals": splat.has_normals,
         "bounds": bounds,
         "median_opacity": median_opacity,
         "median_scale": median_scale,
@@ -72,12 +54,15 @@ def describe_gaussians(path: str | Path) -> dict[str, Any]:
 def format_summary(info: dict[str, Any]) -> str:
     """Short human-readable text (several lines, no trailing newline) for ``info``."""
     fmt = FORMAT_NAMES.get(info["format"], str(info["format"]))
-    encoding = info.get("encoding")
-    if encoding and info["format"] != "splat":
-        fmt += f" ({encoding.replace('_', ' ')})"
+    if info["format"] == "spz":
+        fmt += f" version {info['version']} ({info['encoding']})"
+    elif info["format"] != "splat":
+        fmt += f" ({info['encoding'].replace('_', ' ')})"
     fmt += f", SH degree {info['sh_degree']}"
     if info.get("has_normals"):
         fmt += ", with normals"
+    if info.get("antialiased"):
+        fmt += ", antialiased"
     count = f"{info['count']:,}"
     if info["non_finite"]:
         count += (f" of {info['file_count']:,} rows ({info['non_finite']:,} dropped: "

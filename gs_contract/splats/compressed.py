@@ -34,11 +34,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from gs_backend.gaussians import SH_C0, Gaussians
-from gs_backend.io.inria_ply import PlyElement, PlyHeader, clamp_opacities, read_ply_tables
 from gs_contract.errors import InputError
+from gs_contract.splats.data import SH_C0, SplatData, clamp_opacities, sh_degree_of_rest_count
+from gs_contract.splats.ply import PlyElement, PlyHeader, read_ply_tables
 
 CHUNK_SIZE = 256  # vertices per chunk row
 
@@ -48,7 +47,6 @@ CHUNK_BOUNDS = (
     "min_scale_x", "min_scale_y", "min_scale_z", "max_scale_x", "max_scale_y", "max_scale_z",
 )
 CHUNK_COLOUR_BOUNDS = ("min_r", "min_g", "min_b", "max_r", "max_g", "max_b")
-_REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}
 _OTHER_COMPONENTS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 
 
@@ -107,24 +105,23 @@ def _sh_degree(sh: PlyElement | None, vertex_count: int, source: str | Path) -> 
     if sh is None:
         return 0
     rest = [n for n in sh.property_names if n.startswith("f_rest_")]
-    if len(rest) not in _REST_COUNTS:
+    degree = sh_degree_of_rest_count(len(rest))
+    if degree is None:
         raise InputError(source, "element sh", f"{len(rest)} f_rest properties fit no SH "
                          "degree (degrees 0, 1, 2, 3 need 0, 9, 24 or 45)")
     _require(sh, "sh", tuple(f"f_rest_{i}" for i in range(len(rest))), source)
     if sh.count != vertex_count:
         raise InputError(source, "element sh", f"has {sh.count} rows but element vertex "
                          f"has {vertex_count}")
-    return _REST_COUNTS[len(rest)]
+    return degree
 
 
-def read_compressed_ply(data: bytes, header: PlyHeader,
-                        source: str | Path) -> tuple[Gaussians, np.ndarray]:
-    """Decode every row of a SuperSplat compressed PLY.
+def read_compressed_ply(data: bytes, header: PlyHeader, source: str | Path, *,
+                        dc_only: bool = False) -> SplatData:
+    """Decode every row of a SuperSplat compressed PLY (``data``: the whole file).
 
-    Returns:
-        gaussians: all rows, float32 CPU, unit quaternions up to quantisation.
-        finite: ``[N]`` bool, True where the row's chunk bounds and every decoded value
-            are finite.
+    ``finite`` is False for the rows of a chunk with non-finite bounds (the SH bytes
+    cannot be non-finite). With ``dc_only`` the ``sh`` element is not decoded.
     """
     vertex = _require(header.element("vertex"), "vertex", PACKED_PROPERTIES, source)
     chunk = _require(header.element("chunk"), "chunk", CHUNK_BOUNDS, source)
@@ -155,25 +152,23 @@ def read_compressed_ply(data: bytes, header: PlyHeader,
         return low + (high - low) * fractions
 
     with np.errstate(invalid="ignore", over="ignore"):
-        means = lerp(0, unpack_111011(packed[:, 0]))
-        scales = np.exp(lerp(6, unpack_111011(packed[:, 2])))
+        means = lerp(0, unpack_111011(packed[:, 0])).astype(np.float32)
+        scales = np.exp(lerp(6, unpack_111011(packed[:, 2]))).astype(np.float32)
         colour = unpack_8888(packed[:, 3])
         rgb = lerp(12, colour[:, :3]) if has_colour_bounds else colour[:, :3]
-    k = (degree + 1) ** 2
-    sh = np.empty((n, k, 3), dtype=np.float64)
-    sh[:, 0, :] = (rgb - 0.5) / SH_C0
-    if degree > 0:
+        k = 1 if dc_only else (degree + 1) ** 2
+        sh = np.empty((n, k, 3), dtype=np.float32)
+        sh[:, 0, :] = (rgb - 0.5) / SH_C0
+    if k > 1:
         rest = tables["sh"].columns([f"f_rest_{i}" for i in range(3 * (k - 1))], np.uint8)
         sh[:, 1:, :] = dequantize_sh(rest).reshape(n, 3, k - 1).transpose(0, 2, 1)
-    with np.errstate(over="ignore"):
-        means32, scales32, sh32 = (a.astype(np.float32) for a in (means, scales, sh))
-    finite &= np.isfinite(means32).all(axis=1) & np.isfinite(scales32).all(axis=1)
-    finite &= np.isfinite(sh32[:, 0, :]).all(axis=1)
-    g = Gaussians(
-        means=torch.from_numpy(means32),
-        quats=torch.from_numpy(unpack_rotation(packed[:, 1]).astype(np.float32)),
-        scales=torch.from_numpy(scales32),
-        opacities=torch.from_numpy(clamp_opacities(colour[:, 3]).astype(np.float32)),
-        sh=torch.from_numpy(sh32),
+    finite &= np.isfinite(means).all(axis=1) & np.isfinite(scales).all(axis=1)
+    finite &= np.isfinite(sh[:, 0, :]).all(axis=1)
+    return SplatData(
+        path=str(source), format="compressed_ply",
+        means=means,
+        quats=unpack_rotation(packed[:, 1]).astype(np.float32),
+        scales=scales,
+        opacities=clamp_opacities(colour[:, 3]),
+        sh=sh, sh_degree=degree, finite=finite, encoding=header.encoding,
     )
-    return g, finite

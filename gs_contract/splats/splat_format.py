@@ -6,12 +6,12 @@ DC colour ``v = 0.5 + C0 * f_dc`` and for the opacity, and
 ``byte = trunc(128 * q / |q| + 128)`` clamped to [0, 255] for each quaternion component.
 
 Decoding follows the antimatter15 viewer: ``f_dc = (byte / 255 - 0.5) / C0``,
-``opacity = a / 255`` and ``q = (byte - 128) / 128`` (normalised later by the loader).
+``opacity = a / 255`` and ``q = (byte - 128) / 128`` (not normalised here).
 With truncating writers, colour and opacity lie in ``[byte, byte + 1) / 255`` (a bias of
 up to 1/255 downwards) and each quaternion component in ``[byte - 128, byte - 127) / 128``.
-The opacity is clamped into [2^-126, 1 - 2^-24] (the smallest normal float32 and the
-largest float32 below 1) so that a later logit stays finite: ``a = 0`` becomes 2^-126
-(invisible: the rasterizer skips alpha < 1/255), ``a = 255`` becomes 1 - 2^-24.
+The opacity is clamped into [2^-126, 1 - 2^-24] so that a later logit stays finite:
+``a = 0`` becomes 2^-126 (invisible: the rasterizer skips alpha < 1/255), ``a = 255``
+becomes 1 - 2^-24.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from gs_backend.gaussians import SH_C0, Gaussians
-from gs_backend.io.inria_ply import clamp_opacities
 from gs_contract.errors import InputError
+from gs_contract.splats.data import SH_C0, SplatData, clamp_opacities
 
-SPLAT_ROW_BYTES = 32
 SPLAT_ROW = np.dtype([
     ("position", "<f4", (3,)),
     ("scale", "<f4", (3,)),
@@ -39,22 +36,18 @@ def is_splat_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".splat"
 
 
-def read_splat(data: bytes, source: str | Path) -> tuple[Gaussians, np.ndarray]:
-    """Decode every row of a ``.splat`` file.
-
-    Returns:
-        gaussians: all rows, float32 CPU, SH degree 0; quaternions not yet normalised.
-        finite: ``[N]`` bool, True where position and scale (all that can be) are finite.
+def read_splat(data: bytes, source: str | Path) -> SplatData:
+    """Decode every row of a ``.splat`` file (``finite``: position and scale finite).
 
     Raises:
         InputError: when the size is not a multiple of 32 bytes.
     """
     size = len(data)
-    if size % SPLAT_ROW_BYTES:
-        raise InputError(source, None, f"a .splat file holds {SPLAT_ROW_BYTES}-byte rows, "
+    row = SPLAT_ROW.itemsize
+    if size % row:
+        raise InputError(source, None, f"a .splat file holds {row}-byte rows, "
                          f"but its size ({size} bytes) is not a multiple of "
-                         f"{SPLAT_ROW_BYTES}: {size // SPLAT_ROW_BYTES} rows and "
-                         f"{size % SPLAT_ROW_BYTES} stray bytes")
+                         f"{row}: {size // row} rows and {size % row} stray bytes")
     rows = np.frombuffer(data, dtype=SPLAT_ROW)
     n = rows.shape[0]
     means = rows["position"].astype(np.float32)
@@ -62,12 +55,10 @@ def read_splat(data: bytes, source: str | Path) -> tuple[Gaussians, np.ndarray]:
     rgba = rows["rgba"].astype(np.float64) / 255.0
     quats = (rows["rotation"].astype(np.float64) - 128.0) / 128.0
     finite = np.isfinite(means).all(axis=1) & np.isfinite(scales).all(axis=1)
-    sh = ((rgba[:, :3] - 0.5) / SH_C0).reshape(n, 1, 3)
-    g = Gaussians(
-        means=torch.from_numpy(means),
-        quats=torch.from_numpy(quats.astype(np.float32)),
-        scales=torch.from_numpy(scales),
-        opacities=torch.from_numpy(clamp_opacities(rgba[:, 3]).astype(np.float32)),
-        sh=torch.from_numpy(sh.astype(np.float32)),
+    return SplatData(
+        path=str(source), format="splat",
+        means=means, quats=quats.astype(np.float32), scales=scales,
+        opacities=clamp_opacities(rgba[:, 3]),
+        sh=((rgba[:, :3] - 0.5) / SH_C0).astype(np.float32).reshape(n, 1, 3),
+        sh_degree=0, finite=finite, encoding="binary_little_endian",
     )
-    return g, finite
