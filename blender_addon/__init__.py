@@ -11,7 +11,8 @@ builder, the camera conversion), ``blender/`` the modules that use bpy, one conc
 
 * ``preferences``: add-on preferences (backend command, device).
 * ``properties``: ``Object.gsds`` and ``Scene.gsds`` (the scripting surface).
-* ``ply_reader``, ``proxy_mesh``, ``operators_import``: ``gsds.import_ply``.
+* ``proxy_mesh``, ``operators_import``: ``gsds.import_ply`` (files read by
+  ``gs_contract.splats``).
 * ``operators_export``: ``gsds.export_scenario``.
 * ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
 * ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.

@@ -55,10 +55,11 @@ def test_ascii_row_that_does_not_parse(tmp_path):
     lines[row2] = b" ".join([words[0], b"abc", *words[2:]])
     path.write_bytes(b"\n".join(lines))
     message = _error(path)
-    assert "element vertex row 2: 'abc' is not a number" in message
+    line = row2 + 1  # 1-based line number in the file
+    assert f"element vertex row 2 (line {line}): 'abc' is not a number" in message
     lines[row2] = b"1 2 3"
     path.write_bytes(b"\n".join(lines))
-    assert "element vertex row 2: expected 14 values, found 3" in _error(path)
+    assert f"element vertex row 2 (line {line}): expected 14 values, found 3" in _error(path)
 
 
 def test_missing_properties_are_named(tmp_path):
@@ -116,17 +117,19 @@ def test_empty_missing_and_directory(tmp_path):
     assert _error(tmp_path / "nowhere.ply").endswith("file not found")
     folder = tmp_path / "folder.ply"
     folder.mkdir()
-    assert _error(folder).endswith("is a directory, not a Gaussian splat file")
+    assert _error(folder).endswith("folder.ply: a directory, not a file")
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
+    from gs_contract.splats import reader
+
     path = write_plyfile(tmp_path / "locked.ply", random_inria_columns(3, 0, seed=7))
 
-    def deny(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    def deny(file, *args, **kwargs):  # tests run as root, where chmod 000 does not deny
+        raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
-    assert "permission denied" in _error(path)
+    monkeypatch.setattr(reader, "open", deny, raising=False)
+    assert _error(path).endswith("permission denied: cannot read the file")
 
 
 @pytest.mark.parametrize(("header", "expected"), [

@@ -18,8 +18,8 @@ from .properties import BLEND_RELATIVE_PATH, ROLE_ITEMS, UPRIGHT_ITEMS
 
 
 class GSDS_OT_import_ply(Operator, ImportHelper):
-    """Import Gaussian splat files (Inria 3DGS PLY, SuperSplat compressed PLY, .splat) as
-    point proxies, one vertex per Gaussian"""
+    """Import Gaussian splat files (Inria 3DGS PLY, SuperSplat compressed PLY, .splat,
+    .spz) as point proxies, one vertex per Gaussian"""
 
     bl_idname = "gsds.import_ply"
     bl_label = "Import Gaussian Splat"
@@ -30,7 +30,7 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
     filepath: StringProperty(name="File Path", subtype='FILE_PATH', maxlen=1024,
                              description="Gaussian splat file to import",
                              options={'HIDDEN', 'SKIP_PRESET', *BLEND_RELATIVE_PATH})
-    filter_glob: StringProperty(default="*.ply;*.splat", options={'HIDDEN'})
+    filter_glob: StringProperty(default="*.ply;*.splat;*.spz", options={'HIDDEN'})
     files: CollectionProperty(type=OperatorFileListElement, options={'HIDDEN', 'SKIP_SAVE'})
     directory: StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})
 
@@ -64,7 +64,9 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
         return [os.path.normpath(os.path.abspath(bpy.path.abspath(p))) for p in paths]
 
     def execute(self, context: Context) -> set[str]:
-        from ..core import ply_reader
+        from gs_contract.errors import InputError
+        from gs_contract.splats import read_splat_file
+
         from . import proxy_mesh
 
         paths = self.file_paths()
@@ -74,9 +76,9 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
         splats = []
         for path in paths:  # read everything first: a bad file imports nothing
             try:
-                splat = ply_reader.read_splat_file(path)
-            except ply_reader.SplatReadError as exc:
-                self.report({'ERROR'}, str(exc))
+                splat = read_splat_file(path, dc_only=True)
+            except InputError as exc:
+                self.report({'ERROR'}, exc.message)
                 return {'CANCELLED'}
             if splat.count == 0:
                 self.report({'ERROR'}, f"{path}: the file holds no Gaussians")
@@ -102,7 +104,8 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
             self.report({'INFO'}, message)
             if arrays.skipped:
                 self.report({'WARNING'}, f"{splat.path}: skipped {arrays.skipped:,} of "
-                            f"{splat.count:,} Gaussians with non-finite values")
+                            f"{splat.count:,} Gaussians with non-finite values or a zero "
+                            "quaternion")
         return {'FINISHED'}
 
     def draw(self, context: Context) -> None:
@@ -119,7 +122,7 @@ class GSDS_OT_import_ply(Operator, ImportHelper):
 
 def menu_func_import(self, context: Context) -> None:
     """File > Import entry."""
-    self.layout.operator(GSDS_OT_import_ply.bl_idname, text="Gaussian Splat (.ply)")
+    self.layout.operator(GSDS_OT_import_ply.bl_idname, text="Gaussian Splat (.ply, .splat, .spz)")
 
 
 classes = (GSDS_OT_import_ply,)

@@ -7,9 +7,8 @@ coordinates, with POINT attributes:
   those Gaussians from the dataset (the exporter writes the kept rows as ``keep``).
 * ``gs_color`` (BYTE_COLOR): the DC colour ``clip(0.5 + C0 * f_dc, 0, 1)``, stored as
   sRGB bytes (the values a backend render writes to its images), alpha 1.
-* ``gs_opacity`` (FLOAT): ``sigmoid(opacity logit)``.
-* ``gs_scale`` (FLOAT): the largest of the three standard deviations ``exp(scale_i)``,
-  in the file's units.
+* ``gs_opacity`` (FLOAT): the opacity, in (0, 1).
+* ``gs_scale`` (FLOAT): the largest of the three standard deviations, in the file's units.
 * ``gs_palette`` (INT): ``gs_color`` rounded to a 4 x 4 x 4 palette, for Solid mode.
 
 A geometry-nodes modifier (:data:`MODIFIER_NAME`, node group :data:`NODE_GROUP_NAME`,
@@ -37,7 +36,7 @@ import bpy
 import numpy as np
 from bpy.types import Collection, Material, Mesh, NodeTree, Object
 
-from ..core.ply_reader import SplatData
+from gs_contract.splats import SplatData, usable_rows
 
 NODE_GROUP_NAME = "GSDS Point Proxy"
 NODE_GROUP_VERSION = 1  # bump when the group changes: older files get a new group
@@ -73,7 +72,7 @@ class ProxyArrays:
         opacity: ``[M]`` float32 in (0, 1).
         scale: ``[M]`` float32 largest standard deviation.
         palette: ``[M]`` int32 Solid-mode palette entry (see :func:`palette_index`).
-        skipped: rows left out because a value they use is not finite.
+        skipped: rows left out (non-finite values or a zero quaternion).
     """
 
     positions: np.ndarray
@@ -96,36 +95,23 @@ def palette_index(srgb: np.ndarray) -> np.ndarray:
 
 
 def proxy_arrays(splat: SplatData) -> ProxyArrays:
-    """Vertex arrays for ``splat``, skipping rows with non-finite values (as the backend does).
-
-    Pure numpy (no Blender), vectorised over all rows.
-    """
-    ls = splat.log_scales
-    with np.errstate(over="ignore", invalid="ignore"):
-        # exp is monotonic, so the largest scale is exp of the largest log (NaN propagates).
-        log_max = np.maximum(np.maximum(ls[:, 0], ls[:, 1]), ls[:, 2])
-        scale = np.exp(log_max.astype(np.float64)).astype(np.float32)
-    used = (splat.means, splat.f_dc, splat.opacity_logits, splat.rots, ls, scale)
-    valid = None
-    if not all(np.isfinite(a).all() for a in used):  # rare: find the rows at fault
-        valid = np.ones(splat.count, dtype=bool)
-        for a in used:
-            finite = np.isfinite(a)
-            valid &= finite if finite.ndim == 1 else finite.all(axis=1)
-    rows = np.arange(splat.count, dtype=np.int32)
-    if valid is not None:
-        rows = rows[valid]
-        pick = (lambda a: np.ascontiguousarray(a[valid]))  # noqa: E731
-    else:
+    """Vertex arrays for ``splat``, leaving out the rows the backend drops too
+    (:func:`gs_contract.splats.usable_rows`). Pure numpy (no Blender), vectorised."""
+    usable = usable_rows(splat)
+    if usable.all():
+        rows = np.arange(splat.count, dtype=np.int32)
         pick = np.ascontiguousarray
+    else:  # rare: leave the unusable rows out
+        rows = np.flatnonzero(usable).astype(np.int32)
+        pick = (lambda a: np.ascontiguousarray(a[rows]))  # noqa: E731
     color = np.ones((rows.size, 4), dtype=np.float32)
     color[:, :3] = pick(splat.dc_colors())
     return ProxyArrays(
         positions=pick(splat.means).astype(np.float32, copy=False),
         index=rows,
         color=color,
-        opacity=pick(splat.opacities()),
-        scale=pick(scale),
+        opacity=pick(splat.opacities),
+        scale=pick(splat.scales.max(axis=1)),
         palette=palette_index(color[:, :3]),
         skipped=splat.count - rows.size,
     )
@@ -384,7 +370,7 @@ def create_proxy_object(splat: SplatData, name: str, collection: Collection, *,
         point_size: radius factor of the drawn points.
 
     Returns:
-        The object and the arrays it was built from (``skipped`` = non-finite rows).
+        The object and the arrays it was built from (``skipped`` = unusable rows).
     """
     arrays = proxy_arrays(splat)
     mesh = build_proxy_mesh(name, arrays)

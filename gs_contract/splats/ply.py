@@ -327,7 +327,7 @@ def _parse_ascii_rows(rows: list[tuple[int, bytes]], element: PlyElement,
 def read_binary_columns(handle: BinaryIO, size: int, header: PlyHeader, element_name: str,
                         names: Sequence[str], source: str | Path, *,
                         also_finite: Sequence[str] = (),
-                        block_bytes: int = BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+                        block_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read some columns of one element of a binary PLY from an open file, in blocks.
 
     Only ``names`` are kept, so a big file's other columns never sit in memory at once.
@@ -337,6 +337,7 @@ def read_binary_columns(handle: BinaryIO, size: int, header: PlyHeader, element_
         size: the file's size in bytes.
         names: the columns returned, in this order.
         also_finite: further columns that are only checked for finiteness.
+        block_bytes: bytes read at a time (default :data:`BLOCK_BYTES`).
 
     Returns:
         columns: ``[N, len(names)]`` float32 (doubles beyond its range become +-inf).
@@ -373,7 +374,7 @@ def read_binary_columns(handle: BinaryIO, size: int, header: PlyHeader, element_
     n = target.count
     columns = np.empty((n, len(names)), dtype=np.float32)
     finite = np.ones(n, dtype=bool)
-    block_rows = max(1, block_bytes // max(row_bytes, 1))
+    block_rows = max(1, (block_bytes or BLOCK_BYTES) // max(row_bytes, 1))
     buffer = bytearray(min(block_rows, max(n, 1)) * row_bytes)
     handle.seek(target_offset)
     with np.errstate(over="ignore", invalid="ignore"):
