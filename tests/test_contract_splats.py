@@ -136,3 +136,20 @@ def test_usable_rows_rule(tmp_path):
     splat = read_splat_file(write_plyfile(tmp_path / "rows.ply", cols))
     assert splat.finite.tolist() == [True, False, False, True, True, True, True, True]
     assert np.flatnonzero(~usable_rows(splat)).tolist() == [1, 2, 3]
+
+
+def test_files_without_rows_read_as_empty(tmp_path):
+    from tests.spz_encoder import random_content, spz_bytes
+
+    for degree in range(4):
+        path = write_plyfile(tmp_path / f"empty{degree}.ply",
+                             random_inria_columns(0, degree, seed=0))
+        for dc_only in (False, True):
+            splat = read_splat_file(path, dc_only=dc_only)
+            assert (splat.count, splat.sh_degree) == (0, degree)
+            assert splat.sh.shape == (0, 1 if dc_only else (degree + 1) ** 2, 3)
+    for version in (3, 4):
+        path = tmp_path / f"empty{version}.spz"
+        path.write_bytes(spz_bytes(random_content(0, 2, seed=0), version=version))
+        splat = read_splat_file(path)
+        assert (splat.count, splat.sh.shape, splat.version) == (0, (0, 9, 3), version)

@@ -231,3 +231,39 @@ def test_corrupted_files_only_ever_raise_input_error(tmp_path):
                 assert str(exc).startswith(str(path))
                 outcomes["refused"] += 1
     assert outcomes["refused"] > 100 and outcomes["loaded"] > 0
+
+
+def test_asset_without_gaussians_is_warned_about_when_rendered(tmp_path):
+    """A file with 0 rows is valid, but rendering it is almost surely a mistake: the
+    render says so in one warning line (and still renders the rest)."""
+    import json
+
+    import torch
+
+    from gs_backend.dataset.render_run import RenderOptions, render_dataset
+    from gs_contract.scenario import load_scenario
+    from tests.scenario_factory import scenario_dict, write_scenario
+
+    data = scenario_dict(frames=1)
+    data["assets"]["tool"]["ply"] = "assets/empty.ply"
+    path = write_scenario(tmp_path, data)
+    write_plyfile(tmp_path / "assets" / "empty.ply", random_inria_columns(0, 1, seed=0))
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.logs: list[tuple[str, str]] = []
+
+        def log(self, level: str, message: str) -> None:
+            self.logs.append((level, message))
+
+        def __getattr__(self, name: str):
+            return lambda *args, **kwargs: None
+
+    progress = Recorder()
+    options = RenderOptions(out_dir=tmp_path / "out", device=torch.device("cpu"))
+    render_dataset(load_scenario(path), options, progress)
+    empty = tmp_path / "assets" / "empty.ply"
+    assert progress.logs == [("warning", f"asset 'tool' has no Gaussians to render, so its "
+                                         f"objects are invisible ({empty})")]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["frames"]) == 1

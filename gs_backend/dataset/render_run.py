@@ -108,6 +108,9 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
     for name, count in non_finite.items():
         progress.log("warning", f"asset {name!r}: dropped {count} Gaussians with NaN or "
                                 f"infinite values ({scenario.assets[name].ply})")
+    for name in (name for name, a in assets.items() if a.gaussians.count == 0):
+        progress.log("warning", f"asset {name!r} has no Gaussians to render, so its objects "
+                                f"are invisible ({scenario.assets[name].ply})")
     progress.start(total=len(selected), skipped=skipped, device=str(options.device),
                    out=str(layout.root),
                    gaussians={name: a.gaussians.count for name, a in assets.items()})

@@ -144,10 +144,10 @@ def read_inria_ply(data: bytes | None, handle: BinaryIO | None, size: int, heade
     n = cols.shape[0]
     scales = scales_from_log(cols[:, 7:10])  # log scales above 88.7 overflow to inf
     finite &= np.isfinite(scales).all(axis=1)
-    sh = np.empty((n, 1 if dc_only else (degree + 1) ** 2, 3), dtype=np.float32)
+    k = 1 if dc_only else (degree + 1) ** 2
+    sh = np.empty((n, k, 3), dtype=np.float32)
     sh[:, 0, :] = cols[:, 11:14]
-    if not dc_only:
-        sh[:, 1:, :] = cols[:, 14:].reshape(n, -1, 3)
+    sh[:, 1:, :] = cols[:, 14:].reshape(n, k - 1, 3)
     names_present = vertex.property_names
     return SplatData(
         path=str(source), format="inria_ply",
