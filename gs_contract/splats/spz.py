@@ -149,7 +149,7 @@ def _read_version_4(data: bytes, source: str | Path, dc_only: bool) -> SplatData
                          f"degree {degree} need {len(expected)}")
     extensions = data[NGSP_HEADER.size:toc] if flags & FLAG_EXTENSIONS else b""
     decompress = _zstd_decompressor(source)
-    arrays: dict[str, bytes] = {}
+    arrays = {name: b"" for name, _ in _stream_sizes(n, degree, version)}  # empty: no stream
     offset = toc_end
     for i, (name, size) in enumerate(expected):
         packed, unpacked = TOC_ENTRY.unpack_from(data, toc + i * TOC_ENTRY.size)
