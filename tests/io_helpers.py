@@ -107,3 +107,35 @@ def assert_same_gaussians(a: Gaussians, b: Gaussians) -> None:
         x, y = getattr(a, name), getattr(b, name)
         assert x.shape == y.shape, (name, x.shape, y.shape)
         assert torch.equal(x, y), f"{name} differs"
+
+
+def corrupted(data: bytes, rng: np.random.Generator, *, cuts: int, flips: int,
+              span: int | None = None) -> list[bytes]:
+    """``cuts`` random truncations of ``data`` and ``flips`` copies with 1-3 random bytes
+    replaced within its first ``span`` bytes (all of it by default)."""
+    span = len(data) if span is None else min(span, len(data))
+    variants = [data[:int(k)] for k in rng.integers(1, len(data), cuts)]
+    for _ in range(flips):
+        mutant = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            mutant[int(rng.integers(0, span))] = int(rng.integers(0, 256))
+        variants.append(bytes(mutant))
+    return variants
+
+
+def load_outcomes(path: Path, variants: Sequence[bytes], load) -> dict[str, int]:
+    """Write each variant to ``path`` and ``load`` it: count loads and refusals, and check
+    that every refusal is one InputError naming ``path`` (anything else propagates)."""
+    from gs_contract.errors import InputError
+
+    outcomes = {"loaded": 0, "refused": 0}
+    for variant in variants:
+        path.write_bytes(variant)
+        try:
+            load(path)
+            outcomes["loaded"] += 1
+        except InputError as exc:
+            message = str(exc)
+            assert message.startswith(str(path)) and "\n" not in message, message
+            outcomes["refused"] += 1
+    return outcomes

@@ -12,7 +12,14 @@ from gsplat.exporter import export_splats
 
 from gs_backend.io import describe_gaussians, load_gaussians
 from gs_contract.errors import InputError
-from tests.io_helpers import inria_names, random_export_params, random_inria_columns, write_plyfile
+from tests.io_helpers import (
+    corrupted,
+    inria_names,
+    load_outcomes,
+    random_export_params,
+    random_inria_columns,
+    write_plyfile,
+)
 
 
 def _error(path: Path) -> str:
@@ -211,25 +218,13 @@ def test_corrupted_files_only_ever_raise_input_error(tmp_path):
         write_plyfile(tmp_path / "ascii.ply", random_inria_columns(20, 1, seed=12), text=True),
         _compressed_file(tmp_path, degree=2),
     ]
-    path = tmp_path / "mutant.ply"
     outcomes = {"loaded": 0, "refused": 0}
     for source in sources:
         data = source.read_bytes()
-        header_end = data.index(b"end_header")
-        variants = [data[:int(k)] for k in rng.integers(1, len(data), 25)]
-        for _ in range(40):
-            mutant = bytearray(data)
-            for _ in range(int(rng.integers(1, 4))):
-                mutant[int(rng.integers(0, header_end + 10))] = int(rng.integers(0, 256))
-            variants.append(bytes(mutant))
-        for variant in variants:
-            path.write_bytes(variant)
-            try:
-                describe_gaussians(path)
-                outcomes["loaded"] += 1
-            except InputError as exc:
-                assert str(exc).startswith(str(path))
-                outcomes["refused"] += 1
+        variants = corrupted(data, rng, cuts=25, flips=40, span=data.index(b"end_header") + 10)
+        for key, count in load_outcomes(tmp_path / "mutant.ply", variants,
+                                        describe_gaussians).items():
+            outcomes[key] += count
     assert outcomes["refused"] > 100 and outcomes["loaded"] > 0
 
 
