@@ -386,15 +386,18 @@ def read_binary_columns(handle: BinaryIO, size: int, header: PlyHeader, element_
                                  "truncated file: the body ended early while reading")
             if target_dtype.names is None:
                 block = np.frombuffer(view, target_dtype).reshape(rows, -1)
+                columns[start:start + rows] = np.take(block, picks[:len(names)], axis=1)
+                if block.dtype.kind == "f" and block.dtype.itemsize == 4 \
+                        and np.isfinite(block).all():
+                    continue  # the common case: every value of the block is finite
                 picked = np.take(block, picks, axis=1).astype(np.float32)
             else:
                 records = np.frombuffer(view, target_dtype)
                 picked = np.empty((rows, len(picks)), dtype=np.float32)
                 for j, i in enumerate(picks):
                     picked[:, j] = records[target.properties[i].name]
-            columns[start:start + rows] = picked[:, :len(names)]
-            if not np.isfinite(picked).all():
-                finite[start:start + rows] = np.isfinite(picked).all(axis=1)
+                columns[start:start + rows] = picked[:, :len(names)]
+            finite[start:start + rows] = np.isfinite(picked).all(axis=1)
     return columns, finite
 
 
