@@ -174,11 +174,3 @@ def lens_from_intrinsics(K: Any, width: int, height: int,
     return {"lens": fx * sensor_width / width,
             "shift_x": (0.5 * width - cx) / width,
             "shift_y": (cy - 0.5 * height) / width}
-
-
-def project_points(camera: PinholeCamera, points_world: np.ndarray) -> np.ndarray:
-    """Pixel coordinates ``[N, 2]`` (u right, v down) of world points ``[N, 3]``."""
-    pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
-    cam = pts @ camera.world_to_camera[:3, :3].T + camera.world_to_camera[:3, 3]
-    uvw = cam @ camera.K.T
-    return uvw[:, :2] / uvw[:, 2:3]

@@ -21,11 +21,11 @@ from gs_contract.camera import (
     camera_matrix_world_from,
     intrinsics_matrix,
     lens_from_intrinsics,
-    project_points,
     render_size,
     resolve_sensor_fit,
     world_to_camera_matrix,
 )
+from tests.pinhole import project_points
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,8 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Matrix, Vector
 
 from blender_addon.core.camera_intrinsics import camera_from_blender
-from gs_contract.camera import CameraConversionError, project_points, world_to_camera_matrix
+from gs_contract.camera import CameraConversionError, world_to_camera_matrix
+from tests.pinhole import project_points
 
 TOLERANCE_PX = 0.01
 
