@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gs_contract.camera import PinholeCamera as Camera
 from gs_contract.errors import InputError, PoseError
 from gs_contract.pose import Similarity, similarity_from_matrix
 
@@ -85,24 +86,6 @@ class ObjectSpec:
     class_name: str | None = None
     class_index: int | None = None
     instance_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Camera:
-    """A pinhole camera. ``K`` ``[3, 3]`` pixels; ``world_to_camera`` ``[4, 4]`` OpenCV axes."""
-
-    width: int
-    height: int
-    K: np.ndarray
-    world_to_camera: np.ndarray
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "K": self.K.tolist(),
-            "world_to_camera": self.world_to_camera.tolist(),
-        }
 
 
 @dataclass(frozen=True)

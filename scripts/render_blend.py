@@ -98,7 +98,7 @@ def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespa
     builder = addon_module(package, "core.scenario_builder")
     process_mod = addon_module(package, "core.backend_process")
     render_ops = addon_module(package, "blender.operators_render")
-    intrinsics = addon_module(package, "core.camera_intrinsics")
+    from gs_contract.camera import CameraConversionError  # importable once the add-on is
 
     context = bpy.context
     out_dir = out_dir.resolve()
@@ -107,7 +107,7 @@ def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespa
         scenario = export.build_scene_scenario(context, scenario_path, args.frames)
         render_ops.check_output_folder(out_dir, scenario, overwrite=args.overwrite)
         builder.write_scenario(scenario_path, scenario)
-    except (builder.ScenarioExportError, intrinsics.CameraConversionError) as exc:
+    except (builder.ScenarioExportError, CameraConversionError) as exc:
         return EXIT_BAD_INPUT, f"export failed: {exc}"
     except OSError as exc:
         return EXIT_BAD_INPUT, f"cannot write {scenario_path}: {exc}"

@@ -129,7 +129,7 @@ def import_objects(scenario: dict[str, Any], scenario_dir: Path,
 
 def setup_camera(scenario: dict[str, Any], intrinsics: ModuleType) -> Any:
     """A camera object matching the scenario's (constant) image size and intrinsics;
-    ``intrinsics``: the add-on's ``camera_intrinsics`` (the conversions both ways)."""
+    ``intrinsics``: ``gs_contract.camera`` (the conversions both ways)."""
     first = scenario["frames"][0]["camera"]
     width, height, K = int(first["width"]), int(first["height"]), first["K"]
     for i, frame in enumerate(scenario["frames"]):
@@ -241,7 +241,7 @@ def build_scene(package: ModuleType, scenario: dict[str, Any], scenario_dir: Pat
     roles = {name: key for key, name in
              addon_module(package, "blender.scene_gather").ROLE_NAMES.items()}
     objects = import_objects(scenario, scenario_dir, roles)
-    intrinsics = addon_module(package, "core.camera_intrinsics")
+    import gs_contract.camera as intrinsics  # importable once the add-on is
     camera = setup_camera(scenario, intrinsics)
     scene.frame_start, scene.frame_end = 1, len(frames)
     scene.gsds.output_dir = output_dir

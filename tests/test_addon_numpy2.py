@@ -15,11 +15,18 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from gsplat.exporter import export_splats
 
+from gs_contract.camera import (
+    CameraConversionError,
+    PinholeCamera,
+    intrinsics_matrix,
+    world_to_camera_matrix,
+)
 from gs_contract.scenario import load_scenario
 from tests.io_helpers import random_export_params
 
@@ -77,19 +84,17 @@ def test_splat_reader_under_numpy_2(tmp_path, file_format, name, degree):
 
 
 def test_built_scenario_passes_the_backends_validation(tmp_path):
-    intrinsics = addon_module("core.camera_intrinsics")
     builder = addon_module("core.scenario_builder")
     for name, seed in (("bed", 0), ("tool", 1)):
         params = random_export_params(50, 1, seed=seed)
         export_splats(**params, format="ply", save_to=str(tmp_path / f"{name}.ply"))
-    K = intrinsics.intrinsics_matrix(lens=35.0, sensor_width=36.0, sensor_height=24.0,
-                                     sensor_fit="AUTO", shift_x=0.1, shift_y=-0.05,
-                                     width=64, height=48)
+    K = intrinsics_matrix(lens=35.0, sensor_width=36.0, sensor_height=24.0, sensor_fit="AUTO",
+                          shift_x=0.1, shift_y=-0.05, width=64, height=48)
     camera_world = np.eye(4)
     camera_world[:3, 3] = [0.0, 0.0, 5.0]  # looking down -z at the origin
-    w2c = intrinsics.world_to_camera_matrix(camera_world)
+    w2c = world_to_camera_matrix(camera_world)
     np.testing.assert_allclose(w2c[:3, 3], [0.0, 0.0, 5.0])  # the origin, 5 m ahead
-    cameras = [intrinsics.PinholeCamera(64, 48, K, w2c)] * 3
+    cameras = [PinholeCamera(64, 48, K, w2c)] * 3
     poses = np.tile(np.eye(4), (3, 2, 1, 1))
     poses[:, 1, :3, :3] *= 2.0  # uniform scale is allowed
     poses[:, 1, 0, 3] = [0.0, 0.5, 1.0]
@@ -109,3 +114,24 @@ def test_built_scenario_passes_the_backends_validation(tmp_path):
     raw = json.loads(path.read_text())
     assert raw["assets"]["tool"]["keep"] == [0, 3, 7]
     np.testing.assert_allclose(raw["frames"][0]["camera"]["K"], K)
+
+
+def test_camera_from_blender_reads_a_camera_object():
+    """The add-on's reader of a Blender camera (duck-typed) under numpy 2: a 50 mm lens
+    on a 36 mm sensor at 1920 x 1080, 50 %, looking down -z from 5 m up."""
+    read = addon_module("core.camera_intrinsics").camera_from_blender
+    data = SimpleNamespace(type="PERSP", lens=50.0, sensor_width=36.0, sensor_height=24.0,
+                           sensor_fit="AUTO", shift_x=0.0, shift_y=0.0)
+    matrix_world = np.eye(4)
+    matrix_world[2, 3] = 5.0
+    camera_object = SimpleNamespace(name="cam", data=data, matrix_world=matrix_world.tolist())
+    render = SimpleNamespace(resolution_x=1920, resolution_y=1080, resolution_percentage=50,
+                             pixel_aspect_x=1.0, pixel_aspect_y=1.0)
+    camera = read(camera_object, render)
+    assert (camera.width, camera.height) == (960, 540)
+    np.testing.assert_allclose(camera.K, [[960 * 50 / 36, 0, 480], [0, 960 * 50 / 36, 270],
+                                          [0, 0, 1]])
+    np.testing.assert_allclose(camera.world_to_camera @ [0, 0, 0, 1], [0, 0, 5, 1])
+    data.type = "ORTHO"
+    with pytest.raises(CameraConversionError, match=r"camera 'cam'.*perspective"):
+        read(camera_object, render)

@@ -22,7 +22,7 @@ def _is_proxy(obj: bpy.types.Object | None) -> bool:
 
 def image_size(scene: bpy.types.Scene) -> tuple[int, int]:
     """The rendered image size in pixels: resolution x percentage, as Blender computes it."""
-    from ..core.camera_intrinsics import CameraConversionError, render_size
+    from gs_contract.camera import CameraConversionError, render_size
 
     render = scene.render
     try:

@@ -27,7 +27,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..core.camera_intrinsics import CameraConversionError, PinholeCamera, camera_from_blender
+from gs_contract.camera import CameraConversionError, PinholeCamera
+
+from ..core.camera_intrinsics import camera_from_blender
 from ..core.scenario_builder import GatheredObject, GatheredScene, ScenarioExportError
 
 FramesMode = Literal["ALL", "KEYFRAMES"]

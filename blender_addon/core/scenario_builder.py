@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .camera_intrinsics import PinholeCamera
+from gs_contract.camera import PinholeCamera
 
 SCENARIO_FORMAT = "gs-scenario"
 SCENARIO_VERSION = 1

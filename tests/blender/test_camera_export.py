@@ -1,5 +1,8 @@
 """Blender camera -> scenario camera (DESIGN contract 2), checked against Blender itself.
 
+The pure conversions (gs_contract.camera) are also tested without Blender, under numpy 2,
+in tests/test_contract_camera.py.
+
 Oracle: ``bpy_extras.object_utils.world_to_camera_view`` (normalised x right, y up from
 the bottom-left corner), converted to pixels as u = x * W, v = (1 - y) * H.
 """
@@ -14,16 +17,9 @@ import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Matrix, Vector
 
-from blender_addon.core.camera_intrinsics import (
-    CameraConversionError,
-    camera_from_blender,
-    camera_matrix_world_from,
-    intrinsics_matrix,
-    lens_from_intrinsics,
-    project_points,
-    render_size,
-    world_to_camera_matrix,
-)
+from blender_addon.core.camera_intrinsics import camera_from_blender
+from gs_contract.camera import CameraConversionError, world_to_camera_matrix
+from tests.pinhole import project_points
 
 TOLERANCE_PX = 0.01
 
@@ -137,23 +133,6 @@ def test_random_cameras(scene):
         assert_projection_parity(scene, rng, n=10)
 
 
-def test_pixel_centre_convention():
-    """A point on the optical axis lands on the image centre, measured from the top-left
-    corner of the top-left pixel (pixel centres at +0.5)."""
-    K = intrinsics_matrix(lens=50.0, sensor_width=36.0, sensor_height=24.0, sensor_fit='AUTO',
-                          shift_x=0.0, shift_y=0.0, width=1920, height=1080)
-    np.testing.assert_allclose(K, [[1920 * 50 / 36, 0, 960], [0, 1920 * 50 / 36, 540],
-                                   [0, 0, 1]])
-    shifted = intrinsics_matrix(lens=50.0, sensor_width=36.0, sensor_height=24.0,
-                                sensor_fit='AUTO', shift_x=0.1, shift_y=0.1,
-                                width=1920, height=1080)
-    # Shift moves the frame, in units of the fitted (larger) dimension: the principal
-    # point moves left and down by 0.1 * 1920 px.
-    assert shifted[0, 2] == pytest.approx(960 - 192)
-    assert shifted[1, 2] == pytest.approx(540 + 192)
-    assert render_size(1921, 1081, 50) == (960, 540)
-
-
 def test_world_to_camera_axes():
     """Blender camera looking down -z with y up -> OpenCV z forward, y down."""
     w2c = world_to_camera_matrix(Matrix.Translation((0, 0, 5)) @ Matrix.Scale(3.0, 4))
@@ -177,28 +156,3 @@ def test_sheared_camera_is_refused(scene):
     bpy.context.view_layer.update()
     with pytest.raises(CameraConversionError, match="shear"):
         camera_from_blender(scene.camera, scene.render)
-
-
-def test_the_way_back_inverts_the_conversion():
-    """Scenario camera -> Blender settings (scenario_to_blend.py) -> scenario camera."""
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        width, height = int(rng.integers(32, 2000)), int(rng.integers(32, 2000))
-        f = rng.uniform(0.3, 3.0) * width
-        K = np.array([[f, 0, rng.uniform(0.2, 0.8) * width],
-                      [0, f, rng.uniform(0.2, 0.8) * height], [0, 0, 1]])
-        lens = lens_from_intrinsics(K, width, height)
-        back = intrinsics_matrix(sensor_width=36.0, sensor_height=24.0, sensor_fit="HORIZONTAL",
-                                 width=width, height=height, **lens)
-        np.testing.assert_allclose(back, K, rtol=1e-12, atol=1e-9)
-        q = rng.normal(size=4)
-        w, x, y, z = q / np.linalg.norm(q)  # a random rotation, in float64
-        w2c = np.eye(4)
-        w2c[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                       [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                       [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
-        w2c[:3, 3] = rng.normal(size=3)
-        np.testing.assert_allclose(world_to_camera_matrix(camera_matrix_world_from(w2c)), w2c,
-                                   atol=1e-12)
-    with pytest.raises(CameraConversionError, match="square pixels"):
-        lens_from_intrinsics([[100, 0, 5], [0, 120, 5], [0, 0, 1]], 10, 10)

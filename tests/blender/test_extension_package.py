@@ -1,9 +1,15 @@
 """The extension zip: built by scripts/build_extension.py, accepted by Blender's own
-validator, installed and enabled by ``extensions.package_install_files``, and working.
+validator, installed and enabled by ``extensions.package_install_files``, and working,
+with the ``gs_contract`` it bundles as a wheel.
 
 The install runs in a child process with its own empty ``BLENDER_USER_RESOURCES``: a
-fresh Blender that has never seen the source folder, so everything it does comes from
-the zip.
+fresh Blender that has never seen the source folder (not on ``sys.path``: no
+``PYTHONPATH``, the working folder elsewhere), so everything it does comes from the zip.
+A second child process is Blender started again on that configuration: its add-on code
+imports ``gs_contract`` from the extensions' ``site-packages``, where Blender put the wheel.
+(On the first start after an install Blender appends that folder to ``sys.path``, behind
+this venv's own copy of gs_contract that ``make setup`` installs; on every later start it
+comes first.)
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ def test_zip_layout_and_name(built_zip):
     manifest = (REPO / "blender_manifest.toml").read_text(encoding="utf-8")
     version = build_extension.manifest_field(manifest, "version")
     assert built_zip.name == f"gs_dataset_studio-{version}.zip"
+    import gs_contract
+
+    wheel = f"wheels/gs_contract-{gs_contract.__version__}-py3-none-any.whl"
+    assert build_extension.manifest_wheels(manifest) == [f"./{wheel}"]
     with zipfile.ZipFile(built_zip) as archive:
         names = archive.namelist()
         assert archive.testzip() is None
@@ -54,8 +64,21 @@ def test_zip_layout_and_name(built_zip):
     sources = sorted(p.relative_to(addon).as_posix() for p in addon.rglob("*.py")
                      if "__pycache__" not in p.parts)
     assert {"__init__.py", "core/__init__.py", "blender/__init__.py"} <= set(sources)
-    assert names == sorted([*sources, "blender_manifest.toml"])
+    assert names == sorted([*sources, "blender_manifest.toml", wheel])
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    with zipfile.ZipFile(built_zip) as archive:
+        bundled = archive.read(wheel)
+    assert bundled == (built_zip.parent / Path(wheel).name).read_bytes()
+
+
+def test_build_refuses_a_manifest_without_this_wheel(tmp_path, monkeypatch):
+    manifest = tmp_path / "blender_manifest.toml"
+    text = (REPO / "blender_manifest.toml").read_text(encoding="utf-8")
+    manifest.write_text(text.replace("gs_contract-", "gs_contract-9"), encoding="utf-8")
+    monkeypatch.setattr(build_extension, "MANIFEST", manifest)
+    with pytest.raises(SystemExit, match="wheels must be"):
+        build_extension.build(tmp_path / "dist")
+    assert not (tmp_path / "dist" / "gs_dataset_studio-0.1.0.zip").exists()
 
 
 def test_build_is_deterministic(built_zip, tmp_path):
@@ -96,8 +119,10 @@ package = "bl_ext.user_default.gs_dataset_studio"
 report["enabled"] = package in bpy.context.preferences.addons
 report["installed_files"] = sorted(os.listdir(
     bpy.utils.user_resource('EXTENSIONS', path="user_default/gs_dataset_studio")))
-report["lazy_modules"] = [m for m in ("blender.proxy_mesh", "core.ply_reader")
-                          if f"{package}.{m}" in sys.modules]
+report["site_packages"] = sorted(os.listdir(bpy.utils.user_resource(
+    'EXTENSIONS', path=".local/lib/python{}.{}/site-packages".format(*sys.version_info))))
+report["lazy_modules"] = [m for m in (f"{package}.blender.proxy_mesh", "gs_contract.splats")
+                          if m in sys.modules]
 operators = {}
 for idname in ("gsds.import_ply", "gsds.export_scenario", "gsds.render_dataset",
                "gsds.cancel_render"):
@@ -132,25 +157,61 @@ report["object"] = [obj.name, len(obj.data.vertices), obj.gsds.role, obj.gsds.so
 print("REPORT " + json.dumps(report))
 """
 
+# Blender started again on the configuration the install left: enable the extension and
+# export a scenario (the camera conversion is gs_contract's); say where gs_contract was
+# imported from.
+RESTART_SCRIPT = r"""
+import json, os, sys
+import bpy
+ply_path, scenario_path = sys.argv[1], sys.argv[2]
+package = "bl_ext.user_default.gs_dataset_studio"
+report = {"preloaded": "gs_contract" in sys.modules}
+bpy.ops.preferences.addon_enable(module=package)
+report["enabled"] = package in bpy.context.preferences.addons
+report["import"] = sorted(bpy.ops.gsds.import_ply(filepath=ply_path, role='BACKGROUND'))
+scene = bpy.context.scene
+scene.frame_start, scene.frame_end = 1, 2
+report["export"] = sorted(bpy.ops.gsds.export_scenario(filepath=scenario_path, frames='ALL'))
+contract = sys.modules["gs_contract"]
+report["gs_contract"] = contract.__file__
+report["camera_module"] = sys.modules["gs_contract.camera"].__file__
+report["extension_site_packages"] = bpy.utils.user_resource(
+    'EXTENSIONS', path=".local/lib/python{}.{}/site-packages".format(*sys.version_info))
+report["sys_path"] = sys.path
+print("REPORT " + json.dumps(report))
+"""
+
+
+def run_blender(script: str, *args: Path, user: Path, cwd: Path) -> dict:
+    """Run ``script`` in a fresh bpy process on the Blender configuration ``user``, with
+    neither the checkout nor PYTHONPATH on its ``sys.path``; its ``REPORT`` line."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["BLENDER_USER_RESOURCES"] = str(user)
+    run = subprocess.run([sys.executable, "-c", script, *map(str, args)],
+                         env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads(lines[-1][len("REPORT "):])
+
 
 def test_install_enable_and_use_the_zip(built_zip, tmp_path):
     from ply_factory import write_inria_ply
 
+    import gs_contract
+
     ply = tmp_path / "tissue.ply"
     write_inria_ply(ply, n=25, sh_degree=1)
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
-    run = subprocess.run([sys.executable, "-c", INSTALL_SCRIPT, str(built_zip), str(ply)],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
-    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    user = tmp_path / "blender_user"
+    report = run_blender(INSTALL_SCRIPT, built_zip, ply, user=user, cwd=tmp_path)
     assert report["install"] == ["FINISHED"] and report["enabled"]
+    dist_info = f"gs_contract-{gs_contract.__version__}.dist-info"
+    assert {"gs_contract", dist_info} <= set(report["site_packages"]), report["site_packages"]
     assert "blender_manifest.toml" in report["installed_files"]
     assert "__init__.py" in report["installed_files"]
     assert report["lazy_modules"] == [], "registration must not import the import machinery"
     assert report["operators"] == dict.fromkeys(report["operators"], True), report["operators"]
     assert report["import_class_module"].startswith(PACKAGE), "operator not from the zip"
-    assert report["import_menu"] == [["gsds.import_ply", "Gaussian Splat (.ply)"]]
+    assert report["import_menu"] == [["gsds.import_ply", "Gaussian Splat (.ply, .splat, .spz)"]]
     assert report["preferences"] == [PACKAGE, "gs-backend", "AUTO"]
     assert report["get_preferences"] is True
     assert report["import"] == ["FINISHED"]
@@ -158,3 +219,15 @@ def test_install_enable_and_use_the_zip(built_zip, tmp_path):
     assert (name, vertices, role) == ("tissue", 25, 'BACKGROUND')
     assert Path(source) == ply.resolve()
     assert attributes == ["gs_color", "gs_index", "gs_opacity", "gs_palette", "gs_scale"]
+
+    restarted = run_blender(RESTART_SCRIPT, ply, tmp_path / "scenario.json", user=user,
+                            cwd=tmp_path)
+    assert restarted["preloaded"] is False and restarted["enabled"]
+    assert (restarted["import"], restarted["export"]) == (["FINISHED"], ["FINISHED"])
+    assert not any((tmp_path / p).resolve() == REPO for p in restarted["sys_path"])
+    site_packages = Path(restarted["extension_site_packages"]).resolve()
+    assert site_packages.is_relative_to(user.resolve())
+    for module in (restarted["gs_contract"], restarted["camera_module"]):
+        assert Path(module).resolve().is_relative_to(site_packages), module
+    scenario = json.loads((tmp_path / "scenario.json").read_text())
+    assert len(scenario["frames"]) == 2 and list(scenario["objects"]) == ["tissue"]
