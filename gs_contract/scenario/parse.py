@@ -27,6 +27,7 @@ from gs_contract.scenario.model import AssetSpec, Camera, FrameSpec, ObjectSpec,
 from gs_contract.scenario.schema import (
     ASSET_KEYS,
     CAMERA_KEYS,
+    CAMERA_ROTATION_TOLERANCE,
     FRAME_KEYS,
     FRAME_NAME_RULE,
     IMAGE_FORMAT_ALIASES,
@@ -329,7 +330,7 @@ def _parse_camera(v: _Validator, raw: Any, where: str) -> Camera:
                                            f"{w2c[3].tolist()}")
     rot = w2c[:3, :3]
     err = float(np.abs(rot @ rot.T - np.eye(3)).max())
-    if err > 1e-4 or np.linalg.det(rot) <= 0:
+    if err > CAMERA_ROTATION_TOLERANCE or np.linalg.det(rot) <= 0:
         v.fail(f"{where}.world_to_camera",
                "the 3x3 part must be a rotation (orthonormal, det +1; no scale or mirror); "
                f"max |R R^T - I| = {err:.3g}, det = {np.linalg.det(rot):.4g}")
