@@ -206,7 +206,9 @@ def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
             v.fail(f"{where}.role", f"expected one of {list(ROLES)}, got {_kind(role)}")
         class_name = spec.get("class")
         class_index = instance_id = None
-        if role == ROLE_INSTRUMENT:
+        if role != ROLE_INSTRUMENT:
+            class_name = None  # a background has no class; one written there is ignored
+        else:
             if not isinstance(class_name, str) or class_name not in classes:
                 v.fail(f"{where}.class", f"instrument class {_kind(class_name)} is not in "
                                          f"classes {list(classes)}")
