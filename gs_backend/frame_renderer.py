@@ -21,7 +21,7 @@ from gs_backend.raster import RasterBackend, rasterize
 from gs_backend.sh import gaussian_colors
 from gs_contract.errors import InputError
 from gs_contract.pose import Similarity
-from gs_contract.scenario import FrameSpec, Scenario
+from gs_contract.scenario import FrameSpec, Scenario, check_frame_memory
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,14 @@ class FrameImages:
 
 
 def prepare_assets(scenario: Scenario, device: torch.device) -> dict[str, PreparedAsset]:
-    """Load every asset the scenario's objects use, apply ``keep`` and ``render.sh_degree``."""
+    """Load every asset the scenario's objects use, apply ``keep`` and ``render.sh_degree``.
+
+    Raises:
+        InputError: first of all when a frame would need more memory than this machine
+            has (:func:`gs_contract.scenario.check_frame_memory`), before any file is read;
+            then for an asset file that cannot be read or a ``keep`` out of range.
+    """
+    check_frame_memory(scenario)
     used = {o.asset for o in scenario.objects.values()}
     prepared: dict[str, PreparedAsset] = {}
     for name in sorted(used):

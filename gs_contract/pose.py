@@ -84,7 +84,10 @@ def similarity_from_matrix(
         return PoseError(source, field, problem, anisotropy=anisotropy)
 
     try:
-        m = np.asarray(matrix, dtype=np.float64)
+        given = np.asarray(matrix)
+        if given.dtype.kind not in "iuf":  # strings, booleans, objects: not numbers
+            raise TypeError(f"got {given.dtype.name} entries")
+        m = given.astype(np.float64)
     except (TypeError, ValueError, OverflowError) as error:
         raise refuse(f"expected a 4x4 matrix of numbers ({error})") from None
     if m.shape != (4, 4):

@@ -19,8 +19,11 @@ anything but the default: ``render.background``, ``render.sh_degree``,
 ``render.antialiased``, ``output.split_seed``, ``output.min_visible_pixels``,
 ``output.mask_threshold`` and the assets' ``keep`` lists (all Gaussians are imported).
 
-Refused, with a message naming the field: an image size or ``K`` that changes between
-frames, and a ``K`` without square pixels (fx = fy) or with skew.
+The scenario is read and checked by ``gs_contract.scenario.load_scenario``, the
+backend's own reader, before Blender is touched: a file the backend would refuse is
+refused here with the same one-line message (exit 2). Refused besides, with a message
+naming the field: an image size or ``K`` that changes between frames, and a ``K``
+without square pixels (fx = fy).
 
 Named on stderr when they apply: the export names frames after Blender frames
 (``frame_0001`` ...), and lists instruments by object name, which sets their instance
@@ -46,14 +49,24 @@ import numpy as np
 from mathutils import Matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # blender --python does not
+# gs_contract: the installed extension's bundled copy when there is one, else the checkout's.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 from addon_loader import addon_module, addon_package, release_addon, script_argv
 
-# Scenario settings the add-on has no place for, with their defaults (DESIGN.md).
-NOT_CARRIED = {
-    "render": {"background": [0, 0, 0], "sh_degree": None, "antialiased": False},
-    "output": {"split_seed": 0, "min_visible_pixels": 20, "mask_threshold": 0.5},
-}
-IMAGE_FORMATS = {"png": 'PNG', "jpg": 'JPG', "jpeg": 'JPG'}
+from gs_contract.errors import InputError
+from gs_contract.pose import Similarity, similarity_from_matrix
+from gs_contract.scenario import (
+    OutputSettings,
+    RenderSettings,
+    Scenario,
+    blender_frame_name,
+    load_scenario,
+)
+
+# Scenario settings the add-on has no place for (their defaults: gs_contract.scenario).
+NOT_CARRIED = {"render": ("background", "sh_degree", "antialiased"),
+               "output": ("split_seed", "min_visible_pixels", "mask_threshold")}
+BLENDER_IMAGE_FORMATS = {"png": 'PNG', "jpg": 'JPG'}  # scenario -> Scene.gsds.image_format
 
 
 class ScenarioError(Exception):
@@ -88,38 +101,18 @@ def quaternion_track(rotations: list[np.ndarray]) -> list[np.ndarray]:
 # building the scene
 
 
-def load_scenario(path: Path) -> dict[str, Any]:
-    try:
-        scenario = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScenarioError(f"{path}: not a readable JSON file ({exc})") from None
-    if scenario.get("format") != "gs-scenario" or scenario.get("version") != 1:
-        raise ScenarioError(f"{path}: format/version: expected gs-scenario version 1")
-    if not scenario.get("frames"):
-        raise ScenarioError(f"{path}: frames: the scenario has no frames")
-    return scenario
-
-
-def import_objects(scenario: dict[str, Any], scenario_dir: Path,
-                   roles: dict[str, str]) -> dict[str, Any]:
+def import_objects(scenario: Scenario, roles: dict[str, str]) -> dict[str, Any]:
     """Import one proxy per scenario object; return Blender objects by scenario name.
     ``roles``: scenario role -> ``Object.gsds.role``."""
-    for name in scenario.get("classes", []):
+    for name in scenario.classes:
         bpy.ops.gsds.class_add(name=name)
     objects = {}
-    for name, spec in scenario["objects"].items():
-        asset = scenario["assets"].get(spec.get("asset"))
-        if asset is None:
-            raise ScenarioError(f"objects.{name}.asset: unknown asset {spec.get('asset')!r}")
-        ply = Path(asset["ply"])
-        path = ply if ply.is_absolute() else scenario_dir / ply
-        result = bpy.ops.gsds.import_ply(
-            filepath=str(path.resolve()), role=roles.get(spec.get("role"), 'NONE'),
-            class_name=spec.get("class", ""))
+    for name, spec in scenario.objects.items():
+        path = scenario.assets[spec.asset].ply  # absolute, checked by the reader
+        result = bpy.ops.gsds.import_ply(filepath=str(path), role=roles[spec.role],
+                                         class_name=spec.class_name or "")
         if result != {'FINISHED'}:
-            raise ScenarioError(f"assets.{spec['asset']}.ply: could not import {path}")
+            raise ScenarioError(f"assets.{spec.asset}.ply: could not import {path}")
         obj = bpy.context.view_layer.objects.active
         obj.name = name
         obj.data.name = name
@@ -127,15 +120,15 @@ def import_objects(scenario: dict[str, Any], scenario_dir: Path,
     return objects
 
 
-def setup_camera(scenario: dict[str, Any], intrinsics: ModuleType) -> Any:
+def setup_camera(scenario: Scenario, intrinsics: ModuleType) -> Any:
     """A camera object matching the scenario's (constant) image size and intrinsics;
     ``intrinsics``: ``gs_contract.camera`` (the conversions both ways)."""
-    first = scenario["frames"][0]["camera"]
-    width, height, K = int(first["width"]), int(first["height"]), first["K"]
-    for i, frame in enumerate(scenario["frames"]):
-        camera = frame["camera"]
-        if (camera["width"], camera["height"]) != (width, height) or not np.allclose(
-                camera["K"], K, rtol=0, atol=1e-9):
+    first = scenario.frames[0].camera
+    width, height, K = first.width, first.height, first.K
+    for i, frame in enumerate(scenario.frames):
+        camera = frame.camera
+        if (camera.width, camera.height) != (width, height) or not np.allclose(
+                camera.K, K, rtol=0, atol=1e-9):
             raise ScenarioError(f"frames[{i}].camera: the image size and K must be the same "
                                 "in every frame")
     scene = bpy.context.scene
@@ -153,72 +146,64 @@ def setup_camera(scenario: dict[str, Any], intrinsics: ModuleType) -> Any:
     data.sensor_width = sensor_width
     for key, value in lens.items():
         setattr(data, key, value)
-    render_settings = scenario.get("render", {})
-    data.clip_start = float(render_settings.get("near", 0.01))
-    data.clip_end = float(render_settings.get("far", 1e10))
+    data.clip_start = scenario.render.near
+    data.clip_end = scenario.render.far
     camera = bpy.data.objects.new("Camera", data)
     scene.collection.objects.link(camera)
     scene.camera = camera
     return camera
 
 
-def apply_output_settings(settings: Any, output: dict[str, Any]) -> None:
-    """Copy the scenario's ``output`` block into ``Scene.gsds`` (the properties' own
-    defaults where absent)."""
-    image_format = str(output.get("image_format", "png")).lower()
-    if image_format not in IMAGE_FORMATS:
-        raise ScenarioError(f"output.image_format: {image_format!r} is not png or jpg")
-    yolo_task = str(output.get("yolo_task", "detect")).upper()
-    if yolo_task not in ('DETECT', 'SEGMENT'):
-        raise ScenarioError(f"output.yolo_task: {yolo_task.lower()!r} is not detect or segment")
-    settings.image_format = IMAGE_FORMATS[image_format]
-    settings.yolo_task = yolo_task
+def apply_output_settings(settings: Any, output: OutputSettings) -> None:
+    """Copy the scenario's ``output`` settings (defaults included) into ``Scene.gsds``."""
+    settings.image_format = BLENDER_IMAGE_FORMATS[output.image_format]
+    settings.yolo_task = output.yolo_task.upper()
     for key in ("coco", "masks", "amodal", "depth", "val_fraction"):
-        if key in output:
-            setattr(settings, key, output[key])
+        setattr(settings, key, getattr(output, key))
 
 
-def settings_not_carried(scenario: dict[str, Any]) -> list[str]:
-    """``field = value`` for each set, non-default setting the .blend cannot hold."""
+def settings_not_carried(scenario: Scenario) -> list[str]:
+    """``field = value`` (as written in the file) for each setting the .blend cannot hold
+    that differs from its default."""
+    defaults = {"render": RenderSettings(), "output": OutputSettings()}
+    parsed = {"render": scenario.render, "output": scenario.output}
     notes = []
-    for block, defaults in NOT_CARRIED.items():
-        for key, default in defaults.items():
-            value = scenario.get(block, {}).get(key, default)
-            if value != default:
+    for block, keys in NOT_CARRIED.items():
+        for key in keys:
+            if getattr(parsed[block], key) != getattr(defaults[block], key):
+                value = scenario.raw[block][key]
                 notes.append(f"{block}.{key} = {json.dumps(value)}")
-    notes += [f"assets.{name}.keep" for name, asset in scenario.get("assets", {}).items()
-              if asset.get("keep") is not None]
+    notes += [f"assets.{name}.keep" for name, asset in scenario.assets.items()
+              if asset.keep is not None]
     return notes
 
 
-def export_differences(scenario: dict[str, Any]) -> list[str]:
+def export_differences(scenario: Scenario) -> list[str]:
     """How the .blend's export will differ in naming and order from ``scenario``:
     frames are named after Blender frames (``frame_0001`` ...), and instruments are
     listed by object name, which sets their instance ids (mask values)."""
     notes = []
-    names = [f.get("name") for f in scenario["frames"]]
-    blender_names = [f"frame_{i:04d}" for i in range(1, len(names) + 1)]
+    names = [f.name for f in scenario.frames]
+    blender_names = [blender_frame_name(i) for i in range(1, len(names) + 1)]
     if names != blender_names:
         notes.append(f"frames are exported as {blender_names[0]} ... {blender_names[-1]}, "
                      f"not {names[0]} ... {names[-1]}")
-    instruments = [name for name, spec in scenario["objects"].items()
-                   if spec.get("role") == "instrument"]
+    instruments = [o.name for o in scenario.instruments]
     if instruments != sorted(instruments):
         notes.append(f"instruments are exported in name order {sorted(instruments)}, not "
                      f"{instruments}: their instance ids (mask values) change")
     return notes
 
 
-def key_transforms(obj: Any, matrices: dict[int, np.ndarray]) -> None:
+def key_transforms(obj: Any, poses: dict[int, Similarity]) -> None:
     """Key location, quaternion rotation and uniform scale of ``obj`` at each frame."""
-    frames = sorted(matrices)
+    frames = sorted(poses)
     obj.rotation_mode = 'QUATERNION'
-    decomposed = [Matrix(matrices[f].tolist()).decompose() for f in frames]
-    quats = quaternion_track([np.array(r.to_matrix()) for _, r, _ in decomposed])
-    for frame, (location, _, scale), quat in zip(frames, decomposed, quats, strict=True):
-        obj.location = location
+    quats = quaternion_track([poses[f].rotation for f in frames])
+    for frame, quat in zip(frames, quats, strict=True):
+        obj.location = poses[frame].translation.tolist()
         obj.rotation_quaternion = quat.tolist()
-        obj.scale = scale
+        obj.scale = (poses[frame].scale,) * 3
         for path in ("location", "rotation_quaternion", "scale"):
             obj.keyframe_insert(path, frame=frame)
 
@@ -232,31 +217,32 @@ def key_presence(obj: Any, present: list[bool]) -> None:
         obj.keyframe_insert("hide_render", frame=frame)
 
 
-def build_scene(package: ModuleType, scenario: dict[str, Any], scenario_dir: Path,
-                output_dir: str) -> None:
-    """Fill the current (empty) scene from ``scenario`` (asset paths relative to
-    ``scenario_dir``) with the add-on ``package``."""
-    frames = scenario["frames"]
+def build_scene(package: ModuleType, scenario: Scenario, output_dir: str) -> None:
+    """Fill the current (empty) scene from ``scenario`` with the add-on ``package``."""
+    frames = scenario.frames
     scene = bpy.context.scene
     roles = {name: key for key, name in
              addon_module(package, "blender.scene_gather").ROLE_NAMES.items()}
-    objects = import_objects(scenario, scenario_dir, roles)
+    objects = import_objects(scenario, roles)
     import gs_contract.camera as intrinsics  # importable once the add-on is
     camera = setup_camera(scenario, intrinsics)
     scene.frame_start, scene.frame_end = 1, len(frames)
     scene.gsds.output_dir = output_dir
-    apply_output_settings(scene.gsds, scenario.get("output", {}))
+    apply_output_settings(scene.gsds, scenario.output)
 
     key_transforms(camera, {
-        i: intrinsics.camera_matrix_world_from(f["camera"]["world_to_camera"])
+        i: similarity_from_matrix(
+            intrinsics.camera_matrix_world_from(f.camera.world_to_camera),
+            source=scenario.path, field=f"frames[{f.index}].camera.world_to_camera")
         for i, f in enumerate(frames, start=1)})
     for name, obj in objects.items():
-        poses = {i: np.asarray(f["poses"][name], dtype=np.float64)
-                 for i, f in enumerate(frames, start=1) if name in f["poses"]}
+        # The poses as the reader checked and split them (no second decomposition).
+        poses = {i: f.similarities[name] for i, f in enumerate(frames, start=1)
+                 if name in f.similarities}
         if poses:
             # Frames without a pose hold the nearest keyed pose; they are hidden anyway.
             key_transforms(obj, poses)
-        key_presence(obj, [name in f["poses"] for f in frames])
+        key_presence(obj, [name in f.poses for f in frames])
     scene.frame_set(1)
 
 
@@ -275,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(script_argv() if argv is None else argv)
     try:
         scenario = load_scenario(args.scenario)  # bad input fails before Blender is touched
-    except ScenarioError as exc:
-        print(f"scenario_to_blend: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"scenario_to_blend: {exc.message}", file=sys.stderr)
         return 2
     if bpy.app.binary_path:  # start from an empty scene, keeping enabled extensions
         bpy.ops.wm.read_homefile(use_empty=True)
@@ -288,12 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         release_addon()
 
 
-def build_and_save(package: ModuleType, scenario: dict[str, Any],
+def build_and_save(package: ModuleType, scenario: Scenario,
                    args: argparse.Namespace) -> int:
     """Build the scene from the scenario and save the .blend; the exit code."""
     out = args.out.resolve()
     try:
-        build_scene(package, scenario, args.scenario.resolve().parent, args.output_dir)
+        build_scene(package, scenario, args.output_dir)
     except ScenarioError as exc:
         print(f"scenario_to_blend: {exc}", file=sys.stderr)
         return 2

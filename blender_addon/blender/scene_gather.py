@@ -28,13 +28,14 @@ from typing import Any, Literal
 import numpy as np
 
 from gs_contract.camera import CameraConversionError, PinholeCamera
+from gs_contract.scenario import ROLE_BACKGROUND, ROLE_INSTRUMENT
 
 from ..core.camera_intrinsics import camera_from_blender
 from ..core.scenario_builder import GatheredObject, GatheredScene, ScenarioExportError
 
 FramesMode = Literal["ALL", "KEYFRAMES"]
 GS_INDEX_ATTRIBUTE = "gs_index"
-ROLE_NAMES = {"BACKGROUND": "background", "INSTRUMENT": "instrument"}
+ROLE_NAMES = {"BACKGROUND": ROLE_BACKGROUND, "INSTRUMENT": ROLE_INSTRUMENT}
 
 
 def gather_scene(context: Any, frames_mode: FramesMode = "ALL") -> GatheredScene:
@@ -94,8 +95,8 @@ def gather_object(obj: Any) -> GatheredObject:
     source = blend_abspath(props.source_path, f"source file of {obj.name!r}")
     if not os.path.isfile(source):
         raise ScenarioExportError(f"object {obj.name!r}: source file not found: {source}")
-    class_name = props.class_name.strip() if role == "instrument" else None
-    if role == "instrument" and not class_name:
+    class_name = props.class_name.strip() if role == ROLE_INSTRUMENT else None
+    if role == ROLE_INSTRUMENT and not class_name:
         raise ScenarioExportError(
             f"instrument {obj.name!r} has no class name: set one in the 3D viewport's "
             "sidebar (N) > GS Dataset > Splat Object")

@@ -16,6 +16,11 @@ Decisions (documented for users in the README):
 - ``ply`` paths are relative to the scenario's folder when possible (same drive),
   else absolute, with forward slashes.
 - A scene with instruments and no background is allowed (the backend renders it).
+- The built dict is checked by the backend's own parser
+  (:func:`gs_contract.scenario.parse_scenario`) before anyone writes it: a pose that is
+  not a similarity, a non-finite number or any other broken rule is refused here with
+  the object and the Blender frame, never written. Names, defaults and rules come from
+  :mod:`gs_contract.scenario`; none is repeated here.
 """
 
 from __future__ import annotations
@@ -26,18 +31,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from gs_contract.camera import PinholeCamera
+from gs_contract.errors import InputError, PoseError
+from gs_contract.scenario import (
+    ROLE_BACKGROUND,
+    ROLE_INSTRUMENT,
+    SCENARIO_FORMAT,
+    SCENARIO_VERSION,
+    Role,
+    blender_frame_name,
+    parse_scenario,
+)
 
-SCENARIO_FORMAT = "gs-scenario"
-SCENARIO_VERSION = 1
-# The backend refuses a pose whose singular values differ by more than this (relative).
-ANISOTROPY_TOLERANCE = 1e-4
-
-Role = Literal["background", "instrument"]
+# The name the built scenario is checked under when only its folder is known.
+CHECK_NAME = "scenario.json"
 
 
 class ScenarioExportError(Exception):
@@ -65,7 +76,8 @@ class GatheredScene:
 
     Shapes: F frames, O objects (in ``objects`` order).
 
-    - ``frame_numbers``: ``[F]`` Blender frame numbers (frame names are ``frame_%04d``).
+    - ``frame_numbers``: ``[F]`` Blender frame numbers (frame names:
+      :func:`gs_contract.scenario.blender_frame_name`).
     - ``cameras``: ``[F]`` pinhole cameras.
     - ``poses``: ``[F, O, 4, 4]`` float64, each object's PLY -> world matrix.
     - ``visible``: ``[F, O]`` bool; a hidden object is left out of that frame's poses.
@@ -82,17 +94,13 @@ class GatheredScene:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def frame_name(frame_number: int) -> str:
-    """The scenario frame name of a Blender frame: ``frame_0001``; negative: ``frame_-001``."""
-    return f"frame_{frame_number:04d}"
-
-
 def build_scenario(scene: GatheredScene, scenario_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Build the scenario dict. ``scenario_dir``: folder the file will be written to.
 
     Raises:
-        ScenarioExportError: no objects, an instrument without a class, no frames,
-            a pose the backend would refuse (non-uniform scale, mirror).
+        ScenarioExportError: no objects, an instrument without a class, no frames, a
+            pose the backend would refuse (non-uniform scale, mirror; naming the object
+            and the Blender frame), or any other rule of the scenario parser.
     """
     objects = scene.objects
     if not objects:
@@ -108,16 +116,15 @@ def build_scenario(scene: GatheredScene, scenario_dir: str | os.PathLike[str]) -
     classes = _classes(scene.classes, objects)
     assets, asset_of = _assets(objects, Path(scenario_dir))
     order = sorted(range(len(objects)),
-                   key=lambda i: (objects[i].role != "background", objects[i].name))
+                   key=lambda i: (objects[i].role != ROLE_BACKGROUND, objects[i].name))
     obj_block: dict[str, Any] = {}
     for i in order:
         obj = objects[i]
         entry: dict[str, Any] = {"asset": asset_of[obj.name], "role": obj.role}
-        if obj.role == "instrument":
+        if obj.role == ROLE_INSTRUMENT:
             entry["class"] = obj.class_name.strip()  # type: ignore[union-attr]
         obj_block[obj.name] = entry
 
-    _check_similarities(scene, order)
     poses = round_significant(scene.poses).tolist()  # one conversion for all frames: fast
     visible = scene.visible.tolist()
     names = [objects[i].name for i in order]
@@ -125,9 +132,8 @@ def build_scenario(scene: GatheredScene, scenario_dir: str | os.PathLike[str]) -
     for f, number in enumerate(scene.frame_numbers):
         frame_poses = {name: poses[f][i]
                        for name, i in zip(names, order, strict=True) if visible[f][i]}
-        frames.append({"name": frame_name(number), "camera": _camera_json(scene.cameras[f]),
-                       "poses": frame_poses})
-    _check_unique_names(frames)
+        frames.append({"name": blender_frame_name(number),
+                       "camera": _camera_json(scene.cameras[f]), "poses": frame_poses})
 
     scenario: dict[str, Any] = {
         "format": SCENARIO_FORMAT,
@@ -143,7 +149,44 @@ def build_scenario(scene: GatheredScene, scenario_dir: str | os.PathLike[str]) -
     scenario["frames"] = frames
     if scene.meta:
         scenario["meta"] = dict(scene.meta)
+    check_scenario(scenario, Path(scenario_dir) / CHECK_NAME, scene.frame_numbers)
     return scenario
+
+
+def check_scenario(scenario: dict[str, Any], path: str | os.PathLike[str],
+                   frame_numbers: Sequence[int] | None = None) -> None:
+    """Check ``scenario`` with the backend's own parser, as the file ``path``.
+
+    ``frame_numbers``: the Blender frame of each scenario frame, to name it in messages.
+
+    Raises:
+        ScenarioExportError: the parser's refusal, in the add-on's words.
+    """
+    try:
+        parse_scenario(scenario, path)
+    except PoseError as exc:
+        raise ScenarioExportError(_pose_message(exc, scenario, frame_numbers)) from None
+    except InputError as exc:
+        where = f"{exc.field}: " if exc.field else ""
+        raise ScenarioExportError(f"the scenario would be invalid: {where}{exc.problem}") \
+            from None
+
+
+def _pose_message(exc: PoseError, scenario: dict[str, Any],
+                  frame_numbers: Sequence[int] | None) -> str:
+    """"object 'tool' at frame 2: <problem>: splats can only be moved ..." from the
+    parser's ``frames[i].poses.<object>`` error."""
+    match = re.fullmatch(r"frames\[(\d+)\]\.poses\.(.+)", exc.field or "")
+    if match is None:  # not a frame's pose: say it as the parser does
+        return f"the scenario would be invalid: {exc.field}: {exc.problem}"
+    index, name = int(match[1]), match[2]
+    frame = scenario["frames"][index]["name"]
+    number = frame_numbers[index] if frame_numbers is not None else frame
+    problem = exc.problem.removesuffix(f" (frame {frame!r}, object {name!r})")
+    if exc.anisotropy is None:  # not a question of shape (e.g. a non-finite entry)
+        return f"object {name!r} at frame {number}: {problem}"
+    return (f"object {name!r} at frame {number}: {problem}: splats can only be moved, "
+            "rotated and scaled uniformly (check its scale and its parents' scale)")
 
 
 def round_significant(values: np.ndarray, digits: int = 9) -> np.ndarray:
@@ -170,7 +213,7 @@ def _classes(scene_classes: Sequence[str], objects: Sequence[GatheredObject]) ->
         if name and name not in classes:
             classes.append(name)
     for obj in objects:
-        if obj.role != "instrument":
+        if obj.role != ROLE_INSTRUMENT:
             continue
         name = (obj.class_name or "").strip()
         if not name:
@@ -232,38 +275,6 @@ def relative_path(path: str | os.PathLike[str], start: str | os.PathLike[str]) -
         return Path(os.path.relpath(path, os.path.abspath(start))).as_posix()
     except ValueError:
         return path
-
-
-def _check_similarities(scene: GatheredScene, order: Sequence[int]) -> None:
-    """Refuse, with the object and frame, a visible pose that is not rotation + uniform scale."""
-    linear = scene.poses[:, :, :3, :3]
-    sv = np.linalg.svd(linear, compute_uv=False)  # [F, O, 3], descending
-    with np.errstate(divide="ignore", invalid="ignore"):
-        aniso = sv[..., 0] / sv[..., 2] - 1.0
-    det = np.linalg.det(linear)
-    bad = scene.visible & ~((aniso <= ANISOTROPY_TOLERANCE) & (det > 0))
-    if not bad.any():
-        return
-    frames, objs = np.nonzero(bad)
-    f, o = int(frames[0]), int(objs[0])
-    name = scene.objects[o].name
-    number = scene.frame_numbers[f]
-    if not det[f, o] > 0:
-        problem = "a mirror (negative scale)" if det[f, o] < 0 else "a zero scale"
-    else:
-        problem = (f"non-uniform scale or shear (scale factors "
-                   f"{', '.join(f'{s:.4g}' for s in sv[f, o])})")
-    raise ScenarioExportError(
-        f"object {name!r} at frame {number} has {problem}: splats can only be moved, "
-        "rotated and scaled uniformly (check its scale and its parents' scale)")
-
-
-def _check_unique_names(frames: list[dict[str, Any]]) -> None:
-    seen: set[str] = set()
-    for frame in frames:
-        if frame["name"] in seen:
-            raise ScenarioExportError(f"two exported frames are both named {frame['name']!r}")
-        seen.add(frame["name"])
 
 
 # ---------------------------------------------------------------------------

@@ -104,7 +104,8 @@ def instance_stats(
 
     stats: dict[int, InstanceStats] = {}
     for instance_id in range(1, num_instances + 1):
-        mask = cv2.compare(instance_map, instance_id, cv2.CMP_EQ)  # [H, W] uint8 0/255
+        # numpy, not cv2.compare: OpenCV reads a 1x1 map as a scalar and refuses it.
+        mask = np.equal(instance_map, instance_id).view(np.uint8)  # [H, W] uint8 0/1
         pixels = cv2.countNonZero(mask)
         if pixels == 0:
             continue

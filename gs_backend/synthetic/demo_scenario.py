@@ -25,6 +25,15 @@ from gs_backend.io.inria_ply import save_inria_ply
 from gs_backend.synthetic.instrument import make_needle_driver
 from gs_backend.synthetic.tissue import make_tissue
 from gs_contract.atomic import write_text_atomic
+from gs_contract.scenario import (
+    ROLE_BACKGROUND,
+    ROLE_INSTRUMENT,
+    SCENARIO_FORMAT,
+    SCENARIO_VERSION,
+    blender_frame_name,
+    output_defaults,
+    render_defaults,
+)
 
 SCENARIO_NAME = "scenario.json"
 ASSET_DIR = "assets"
@@ -32,16 +41,6 @@ ASSET_STAMP = "assets/params.json"
 ASSET_GENERATOR_VERSION = 1
 CLASSES = ("needle_driver", "grasper")
 HORIZONTAL_FOV_DEG = 70.0
-
-RENDER_DEFAULTS: dict[str, Any] = {
-    "background": [0.0, 0.0, 0.0], "near": 0.01, "far": 1e10, "sh_degree": None,
-    "antialiased": False,
-}
-OUTPUT_DEFAULTS: dict[str, Any] = {
-    "image_format": "png", "yolo_task": "detect", "coco": True, "masks": True,
-    "amodal": False, "depth": False, "val_fraction": 0.2, "split_seed": 0,
-    "min_visible_pixels": 20, "mask_threshold": 0.5,
-}
 
 # Trocar ports (world, metres): the driver enters from the camera's left, the
 # grasper from its right.
@@ -143,24 +142,25 @@ def demo_scenario_dict(*, frames: int = 24, width: int = 640, height: int = 480)
         if s >= GRASPER_ABSENT_FRACTION:
             poses["grasper"] = grasper_pose(s)
         frame_list.append({
-            "name": f"frame_{i + 1:04d}",
+            "name": blender_frame_name(i + 1),  # as the .blend made of it exports them
             "camera": {"width": width, "height": height, "K": _rounded(K),
                        "world_to_camera": _rounded(world_to_camera(s))},
             "poses": {name: _rounded(m) for name, m in poses.items()},
         })
     return {
-        "format": "gs-scenario",
-        "version": 1,
+        "format": SCENARIO_FORMAT,
+        "version": SCENARIO_VERSION,
         "classes": list(CLASSES),
         "assets": {name: {"ply": f"{ASSET_DIR}/{name}.ply"}
                    for name in ("tissue", "needle_driver", "grasper")},
         "objects": {
-            "tissue": {"asset": "tissue", "role": "background"},
-            "driver": {"asset": "needle_driver", "role": "instrument", "class": "needle_driver"},
-            "grasper": {"asset": "grasper", "role": "instrument", "class": "grasper"},
+            "tissue": {"asset": "tissue", "role": ROLE_BACKGROUND},
+            "driver": {"asset": "needle_driver", "role": ROLE_INSTRUMENT,
+                       "class": "needle_driver"},
+            "grasper": {"asset": "grasper", "role": ROLE_INSTRUMENT, "class": "grasper"},
         },
-        "render": dict(RENDER_DEFAULTS),
-        "output": dict(OUTPUT_DEFAULTS),
+        "render": render_defaults(),
+        "output": output_defaults(),
         "frames": frame_list,
     }
 

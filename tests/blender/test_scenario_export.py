@@ -527,7 +527,8 @@ def test_error_non_uniform_scale_names_object_and_frame(scene, tmp_path):
     tool.keyframe_insert("scale", frame=3)
     add_camera(scene)
     message = export_error(tmp_path / "s.json")
-    assert "'tool' at frame 2" in message and "non-uniform" in message
+    assert "'tool' at frame 2: not a similarity: anisotropy" in message
+    assert "non-uniform" in message
 
 
 def test_error_orthographic_camera(scene, tmp_path):
@@ -552,6 +553,10 @@ def _camera() -> PinholeCamera:
 
 
 def _gathered(objects, poses=None, visible=None, classes=("b",)):
+    """A two-frame scene of ``objects``; their source files are created (empty: the
+    builder checks that they are files, it does not read them)."""
+    for obj in objects:
+        Path(obj.source_path).touch()
     n = len(objects)
     return GatheredScene(
         classes=list(classes), objects=objects, frame_numbers=[1, 2],
@@ -575,7 +580,8 @@ def test_builder_refuses_mirrors_and_skips_hidden_poses(tmp_path):
     objects = [GatheredObject("tool", "instrument", str(tmp_path / "t.ply"), "b")]
     poses = np.tile(np.eye(4), (2, 1, 1, 1))
     poses[1, 0, :3, :3] = np.diag([1.0, 1.0, -1.0])
-    with pytest.raises(ScenarioExportError, match="'tool' at frame 2 has a mirror"):
+    with pytest.raises(ScenarioExportError,
+                       match=r"object 'tool' at frame 2: negative determinant: a mirror"):
         build_scenario(_gathered(objects, poses), tmp_path)
     visible = np.array([[True], [False]])
     data = build_scenario(_gathered(objects, poses, visible), tmp_path)
@@ -589,6 +595,51 @@ def test_builder_uniform_scale_is_fine(tmp_path):
     poses[:, 0, :3, :3] = 0.25 * np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
     data = build_scenario(_gathered(objects, poses), tmp_path)
     np.testing.assert_allclose(data["frames"][1]["poses"]["tool"], poses[1, 0], atol=1e-9)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda poses: poses.__setitem__((0, 0, 1, 1), 2.0),
+     "object 'tool' at frame 1: not a similarity: anisotropy 1 "),
+    (lambda poses: poses.__setitem__((1, 0, 0, 3), np.nan),
+     "object 'tool' at frame 2: contains NaN or infinity at [0][3]"),
+])
+def test_builder_checks_poses_with_the_parsers_rule(tmp_path, change, words):
+    """One similarity rule (gs_contract.pose, through parse_scenario), worded with the
+    object and the Blender frame; nothing is written."""
+    objects = [GatheredObject("tool", "instrument", str(tmp_path / "t.ply"), "b")]
+    poses = np.tile(np.eye(4), (2, 1, 1, 1))
+    change(poses)
+    with pytest.raises(ScenarioExportError) as info:
+        build_scenario(_gathered(objects, poses), tmp_path)
+    assert words in str(info.value)
+    assert "(frame 'frame_" not in str(info.value)  # the parser's suffix is replaced
+
+
+def test_builder_refuses_what_the_parser_refuses(tmp_path):
+    """Any rule of the scenario parser holds for the export too (here the image size)."""
+    objects = [GatheredObject("tool", "instrument", str(tmp_path / "t.ply"), "b")]
+    scene = _gathered(objects)
+    scene.cameras[1] = PinholeCamera(40000, 6, np.array([[10.0, 0, 4], [0, 10.0, 3],
+                                                         [0, 0, 1]]), np.eye(4))
+    with pytest.raises(ScenarioExportError,
+                       match=r"invalid: frames\[1\]\.camera\.width: image size"):
+        build_scenario(scene, tmp_path)
+
+
+def test_builder_output_parses_to_the_same_fingerprint_from_any_folder(tmp_path):
+    """The add-on's dict (assets relative to its folder) and the same scenario written
+    elsewhere with absolute asset paths are one scenario; no torch needed for it."""
+    from gs_contract.scenario import parse_scenario, scenario_fingerprint
+
+    write_inria_ply(tmp_path / "t.ply", n=10, seed=3)
+    objects = [GatheredObject("tool", "instrument", str(tmp_path / "t.ply"), "b")]
+    data = build_scenario(_gathered(objects), tmp_path / "out")
+    assert data["assets"]["t"]["ply"] == "../t.ply"
+    here = scenario_fingerprint(data, tmp_path / "out" / "scenario.json")
+    moved = json.loads(json.dumps(data))
+    moved["assets"]["t"]["ply"] = str(tmp_path / "t.ply")
+    assert parse_scenario(moved, tmp_path / "elsewhere" / "s.json").fingerprint() == here
+    assert "torch" not in sys.modules
 
 
 def test_builder_needs_objects(tmp_path):

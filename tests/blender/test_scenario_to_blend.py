@@ -180,17 +180,34 @@ def test_varying_intrinsics_are_refused_naming_the_frame(tmp_path):
     assert not (tmp_path / "x.blend").exists()
 
 
+def _with(change):
+    """Scenario JSON text: :func:`make_scenario` in ``folder``, changed by ``change``."""
+    def text(folder: Path) -> str:
+        data = make_scenario(folder)
+        change(data)
+        return json.dumps(data)
+    return text
+
+
 @pytest.mark.parametrize("content, expected", [
-    (None, "file not found"),
-    ("{not json", "not a readable JSON file"),
-    (json.dumps({"format": "gs-scenario", "version": 2}), "format/version"),
-    (json.dumps({"format": "gs-scenario", "version": 1, "frames": []}), "frames"),
+    (None, "scenario.json: file not found"),
+    (lambda folder: "{not json", "scenario.json: line 1 column 2: invalid JSON"),
+    (lambda folder: json.dumps({"format": "gs-scenario", "version": 2}),
+     "scenario.json: version: unsupported version 2"),
+    (_with(lambda d: d.update(frames=[])), "scenario.json: frames: no frames"),
+    # the backend's own reader: the same rules and the same words
+    (_with(lambda d: d["frames"][1]["camera"]["K"][0].__setitem__(0, 10**400)),
+     "frames[1].camera.K: entry [0][0] is too large"),
+    (_with(lambda d: d["frames"][0].update(name="frame_0001\n")), "frames[0].name"),
+    (_with(lambda d: d["assets"]["bed"].update(ply="/dev/zero")),
+     "assets.bed.ply: a character device"),
 ])
 def test_bad_scenario_files_exit_2_with_one_line(tmp_path, content, expected):
     path = tmp_path / "scenario.json"
     if content is not None:
-        path.write_text(content)
+        path.write_text(content(tmp_path))
     done = run_script(path, "--out", tmp_path / "x.blend")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0]
+    assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0], done.stderr
+    assert not (tmp_path / "x.blend").exists()
