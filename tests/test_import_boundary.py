@@ -18,7 +18,7 @@ FORBIDDEN = {
     "blender_addon": {"torch", "gsplat", "cv2", "plyfile", "tqdm", "pycocotools"},
 }
 BLENDER_SHIPS = {"bpy", "bpy_extras", "mathutils", "bmesh", "gpu", "gpu_extras", "bl_ui",
-                 "addon_utils", "numpy"} | set(sys.stdlib_module_names)
+                 "addon_utils", "numpy", "gs_contract"} | set(sys.stdlib_module_names)
 
 
 def imported_modules(path: Path) -> set[str]:
