@@ -84,7 +84,8 @@ class LogEvent:
     """A message for the user; also how unreadable lines reach a reader."""
 
     EVENT: ClassVar[str] = "log"
-    level: LogLevel = field(metadata=_doc("`info`, `warning` or `error`"))
+    level: LogLevel = field(metadata=_doc("how serious: `warning` and `error` are shown "
+                                          "to the user"))
     message: str = field(metadata=_doc("one line of text"))
 
 
@@ -189,7 +190,7 @@ def _type_name(hint: Any) -> str:
     """How ``docs/protocol.md`` writes a field's type."""
     origin = get_origin(hint)
     if origin is Literal:
-        return " | ".join(json.dumps(a) for a in get_args(hint))
+        return "one of " + ", ".join(f"`{a}`" for a in get_args(hint))
     if origin is dict:
         key_hint, value_hint = get_args(hint)
         return f"object ({_type_name(key_hint)} -> {_type_name(value_hint)})"
