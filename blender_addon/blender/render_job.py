@@ -7,6 +7,8 @@
 :func:`run_render_job_blocking` is the loop for scripts and background mode. The
 operators (:mod:`.operators_render`) and ``scripts/render_blend.py`` use these; tests
 call :func:`poll_render_job` directly (timers do not fire under the bpy module).
+The backend machinery (and ``gs_contract``) is imported on first use, not at
+registration, so that enabling the add-on stays fast.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.types import Context
 
-from gs_contract.protocol import Event, LogEvent
+if TYPE_CHECKING:
+    from gs_contract.protocol import Event
 
-from ..core.backend_process import BackendJob
-from ..core.render_job import first_image, submit
+    from ..core.backend_process import BackendJob
 
 Report = Callable[[set[str], str], None]
 BACKEND_ENV = "GSDS_BACKEND"
@@ -96,7 +98,7 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
         OSError: ``scenario.json`` cannot be written.
     """
     global _active_job
-    from ..core.render_job import scenario_file
+    from ..core.render_job import scenario_file, submit
     from ..core.scenario_builder import ScenarioExportError
     from .operators_export import build_scene_scenario
     from .scene_gather import blend_abspath
@@ -132,6 +134,8 @@ def poll_render_job(context: Context, job: RenderJob) -> set[str]:
         complete, {'CANCELLED'} when it failed or was cancelled.
     """
     global _active_job
+    from gs_contract.protocol import LogEvent
+
     state = job.process.poll()
     for event in state.new_events:
         if isinstance(event, LogEvent) and event.level in ("warning", "error"):
@@ -192,6 +196,8 @@ def run_render_job_blocking(context: Context, job: RenderJob, interval: float = 
 
 def load_first_image(out_dir: Path) -> Any:
     """The first frame of the dataset in ``out_dir`` as a bpy Image (None if not found)."""
+    from ..core.render_job import first_image
+
     path = first_image(out_dir)
     if path is None:
         return None
