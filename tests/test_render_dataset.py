@@ -414,6 +414,33 @@ def test_ctrl_c_at_the_very_start(tmp_path):
     assert_resumable(scenario, out, 4)
 
 
+def test_ctrl_c_works_when_started_with_sigint_ignored(tmp_path):
+    """A parent may start the backend with SIGINT ignored (``cmd &`` in a script, some
+    launchers); Ctrl-C is still this protocol's way to stop a run."""
+    scenario = write_scenario(tmp_path, frames=12)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gs_backend", "render", str(scenario), "--out", str(out),
+         "--progress", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "start":
+            break
+    with folder_locked(out):
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert proc.returncode == 130
+
+
+def test_the_command_line_loads_torch_after_its_ctrl_c_handler():
+    """Importing the CLI is light: its handler is in place before torch starts loading."""
+    code = "import sys, gs_backend.cli; print(sorted({'torch', 'cv2'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr
+
+
 def _raise_sigint() -> None:
     signal.raise_signal(signal.SIGINT)
 
