@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -445,14 +446,14 @@ def _raise_sigint() -> None:
     signal.raise_signal(signal.SIGINT)
 
 
-def _interrupting(real, *, swallow: bool = False, once: list | None = None):
-    """``real`` wrapped to receive SIGINT on its (first) call; with ``swallow``, the
+def _interrupting(real, *, swallow: bool = False):
+    """``real`` wrapped to receive one SIGINT, on its first call (two writer threads may
+    call it at once: ``next`` on a counter is atomic); with ``swallow``, the
     KeyboardInterrupt is caught inside, as some libraries do."""
-    calls = [] if once is None else once
+    calls = itertools.count()
 
     def wrapper(*args, **kwargs):
-        if not calls:
-            calls.append(1)
+        if next(calls) == 0:
             if swallow:
                 try:
                     _raise_sigint()
