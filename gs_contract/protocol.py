@@ -16,11 +16,12 @@ known event are ignored, so new fields can be added without breaking old readers
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import IntEnum
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 LogLevel = Literal["info", "warning", "error"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
@@ -119,7 +120,7 @@ class ErrorEvent:
     message: str = field(metadata=_doc("what went wrong, naming the file and field if known"))
 
 
-Event = Union[StartEvent, FrameEvent, LogEvent, DoneEvent, ErrorEvent]  # noqa: UP007
+Event = StartEvent | FrameEvent | LogEvent | DoneEvent | ErrorEvent
 EVENT_TYPES: tuple[type, ...] = (StartEvent, FrameEvent, LogEvent, DoneEvent, ErrorEvent)
 _BY_NAME: dict[str, type] = {cls.EVENT: cls for cls in EVENT_TYPES}
 
@@ -155,9 +156,14 @@ def decode_event(line: str) -> Event | None:
     return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
 def _check_fields(cls: type, data: dict[str, Any]) -> str | None:
     """Why ``data`` is not a valid ``cls`` event (None when it is)."""
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     for f in fields(cls):
         if f.name not in data:
             if f.default is MISSING and f.default_factory is MISSING:
@@ -209,7 +215,7 @@ class FieldDoc:
 
 def field_docs(cls: type) -> list[FieldDoc]:
     """The fields of an event class with their JSON type and meaning, in order."""
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     return [FieldDoc(f.name, _type_name(hints[f.name]),
                      f.default is MISSING and f.default_factory is MISSING, f.metadata["doc"])
             for f in fields(cls)]
