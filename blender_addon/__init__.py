@@ -10,11 +10,13 @@ Layout: ``core/`` holds the pure modules (no bpy: the backend process, the scena
 builder, the camera conversion), ``blender/`` the modules that use bpy, one concern each:
 
 * ``preferences``: add-on preferences (backend command, device).
-* ``properties``: ``Object.gsds`` and ``Scene.gsds`` (the scripting surface).
+* ``properties``: ``Object.gsds`` and ``Scene.gsds`` (the scripting surface), and
+  ``WindowManager.gsds_session`` (the render state, never saved).
 * ``proxy_mesh``, ``operators_import``: ``gsds.import_ply`` (files read by
   ``gs_contract.splats``).
 * ``operators_export``: ``gsds.export_scenario``.
-* ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
+* ``render_job`` (with ``core.render_job``): the session's dataset render;
+  ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
 * ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.
 * ``path_remap``: keeps ``//`` source paths valid when the .blend is saved elsewhere.
 

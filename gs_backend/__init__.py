@@ -4,9 +4,20 @@ The backend never imports Blender modules; the scenario file is its only contrac
 with the Blender add-on.
 """
 
-from gs_backend.gaussians import SH_C0, Gaussians
+from typing import Any
+
 from gs_contract.errors import InputError, PoseError
 
 __version__ = "0.1.0"
 
 __all__ = ["SH_C0", "Gaussians", "InputError", "PoseError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Gaussians`` and ``SH_C0`` import torch on first use, not with the package: the
+    command line installs its Ctrl-C handler before torch loads (gs_backend.interrupt)."""
+    if name in ("SH_C0", "Gaussians"):
+        from gs_backend import gaussians
+
+        return getattr(gaussians, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,10 @@
 """The ``gs-backend`` command line (DESIGN contract 5).
 
-Exit codes: 0 success; 2 bad input (one line naming the file and the field, no
-traceback); 130 interrupted by Ctrl-C (the output folder stays resumable);
-1 an unexpected internal error (a bug: the traceback is printed for the report).
+Exit codes (:class:`gs_contract.protocol.ExitCode`, listed in ``docs/protocol.md``):
+0 success; 2 bad input (one line naming the file and the field, no traceback), also an
+output folder that cannot be written; 130 interrupted by Ctrl-C (the output folder stays
+resumable); 1 an unexpected internal error (a bug: the traceback is printed for the
+report). With ``--progress jsonl`` every failure is also an ``error`` event on stdout.
 """
 
 from __future__ import annotations
@@ -11,20 +13,19 @@ import argparse
 import json
 import re
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gs_backend import __version__
+from gs_backend import __version__, interrupt
 from gs_contract.errors import InputError
+from gs_contract.protocol import ErrorEvent, ExitCode
 
 if TYPE_CHECKING:
     from gs_backend.dataset.render_run import FrameSelection
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+INTERRUPTED_MESSAGE = "interrupted; finished frames are kept, run the same command to resume"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        interrupt.install()
     args = build_parser().parse_args(argv)
     if args.command == "info":
         return _run_guarded(lambda: _info(args), jsonl=False)
@@ -69,43 +72,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_guarded(action: Callable[[], int], *, jsonl: bool) -> int:
-    from gs_backend.progress import JsonlProgress
-
+    """Run ``action``; turn every way it can end into an exit code and one message."""
     try:
-        return action()
+        code = action()
+        interrupt.checkpoint()  # a Ctrl-C that some library swallowed still counts
+        return code
     except InputError as exc:
-        if jsonl:
-            JsonlProgress().error(exc.message)
-        print(f"gs-backend: error: {exc.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(ExitCode.BAD_INPUT, exc.message, "error: ", jsonl=jsonl)
     except KeyboardInterrupt:
-        message = "interrupted; finished frames are kept, run the same command to resume"
-        if jsonl:
-            JsonlProgress().error(message)
-        print(f"gs-backend: {message}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail(ExitCode.INTERRUPTED, INTERRUPTED_MESSAGE, "", jsonl=jsonl)
     except Exception as exc:  # a bug: keep the traceback for the report
         import traceback
 
         traceback.print_exc()
-        if jsonl:
-            JsonlProgress().error(f"internal error: {type(exc).__name__}: {exc}")
-        return EXIT_INTERNAL
+        return _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}",
+                     "", jsonl=jsonl, stderr=False)
+
+
+def _fail(code: ExitCode, message: str, prefix: str, *, jsonl: bool,
+          stderr: bool = True) -> int:
+    """Report a failure: an ``error`` event (jsonl) and one line on stderr."""
+    if jsonl:
+        from gs_backend.progress import JsonlProgress
+
+        JsonlProgress().emit(ErrorEvent(message))
+    if stderr:
+        print(f"gs-backend: {prefix}{message}", file=sys.stderr)
+    return int(code)
 
 
 def _info(args: argparse.Namespace) -> int:
-    from gs_backend.io import describe_gaussians, format_summary
+    with interrupt.deferred():
+        from gs_backend.io import describe_gaussians, format_summary
 
     info = describe_gaussians(args.file)
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _render(args: argparse.Namespace) -> int:
-    from gs_backend.dataset.render_run import RenderOptions, render_dataset
-    from gs_backend.devices import resolve_device
-    from gs_backend.progress import make_progress
-    from gs_contract.scenario import load_scenario
+    with interrupt.deferred():  # torch's import must never see a KeyboardInterrupt
+        from gs_backend.dataset.render_run import RenderOptions, render_dataset
+        from gs_backend.devices import resolve_device
+        from gs_backend.progress import make_progress
+        from gs_contract.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     selection = parse_selection(args.frames, args.shard, len(scenario.frames))
@@ -115,15 +125,8 @@ def _render(args: argparse.Namespace) -> int:
     progress = make_progress(args.progress)
     options = RenderOptions(out_dir=args.out, device=device, selection=selection,
                             overwrite=args.overwrite, backend=args.rasterizer)
-    try:
-        render_dataset(scenario, options, progress)
-    except InputError as exc:
-        if args.progress != "jsonl":
-            raise
-        progress.error(exc.message)
-        print(f"gs-backend: error: {exc.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    render_dataset(scenario, options, progress)
+    return ExitCode.OK
 
 
 _SLICE = re.compile(r"^\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?$")

@@ -1,33 +1,36 @@
-"""Progress reporting for ``gs-backend render``: a tqdm bar, JSON lines, or quiet.
+"""Progress reporting for ``gs-backend render``: JSON lines, a tqdm bar, or quiet.
 
-``jsonl`` prints one JSON object per line on stdout, flushed at once, for the
-Blender add-on (or any other program) to read::
+A run reports through :meth:`Progress.emit` with the typed events of
+:mod:`gs_contract.protocol` (``StartEvent``, ``FrameEvent``, ``LogEvent``, ``DoneEvent``,
+``ErrorEvent``; their fields are listed in ``docs/protocol.md``).
 
-    {"event": "start", "total": 40, "skipped": 0, "device": "cpu", ...}
-    {"event": "frame", "done": 3, "total": 40, "name": "frame_0003", "seconds": 0.41, ...}
-    {"event": "log", "level": "warning", "message": "..."}
-    {"event": "done", "frames": 40, "rendered": 40, "labelled_instances": 71, ...}
-    {"event": "error", "message": "..."}
-
-Human-readable messages go to stderr in the other modes.
+- ``jsonl``: each event as one JSON line on stdout (:func:`gs_contract.protocol.encode_event`),
+  flushed at once, for the Blender add-on or any other program;
+- ``bar``: a tqdm bar on stderr when it is a terminal, else one plain line per frame;
+- ``none``: warnings and errors only.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Literal, Protocol, TextIO
+
+from gs_contract.protocol import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    FrameEvent,
+    LogEvent,
+    StartEvent,
+    encode_event,
+)
 
 ProgressMode = Literal["bar", "jsonl", "none"]
 
 
 class Progress(Protocol):
-    def start(self, total: int, skipped: int, **info: Any) -> None: ...
-    def frame(self, done: int, total: int, name: str, **info: Any) -> None: ...
-    def log(self, level: str, message: str) -> None: ...
-    def finish(self, **summary: Any) -> None: ...
-    def error(self, message: str) -> None: ...
+    def emit(self, event: Event) -> None: ...
 
 
 class JsonlProgress:
@@ -36,24 +39,9 @@ class JsonlProgress:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
-    def _emit(self, event: str, **fields: Any) -> None:
-        self.stream.write(json.dumps({"event": event, **fields}) + "\n")
+    def emit(self, event: Event) -> None:
+        self.stream.write(encode_event(event) + "\n")
         self.stream.flush()
-
-    def start(self, total: int, skipped: int, **info: Any) -> None:
-        self._emit("start", total=total, skipped=skipped, **info)
-
-    def frame(self, done: int, total: int, name: str, **info: Any) -> None:
-        self._emit("frame", done=done, total=total, name=name, **info)
-
-    def log(self, level: str, message: str) -> None:
-        self._emit("log", level=level, message=message)
-
-    def finish(self, **summary: Any) -> None:
-        self._emit("done", **summary)
-
-    def error(self, message: str) -> None:
-        self._emit("error", message=message)
 
 
 class TextProgress:
@@ -65,9 +53,26 @@ class TextProgress:
         self.quiet = not bar
         self._bar: Any = None
 
-    def start(self, total: int, skipped: int, **info: Any) -> None:
-        if skipped:
-            self.log("info", f"resuming: {skipped} of {total} frames already done")
+    def emit(self, event: Event) -> None:
+        if isinstance(event, StartEvent):
+            self._start(event)
+        elif isinstance(event, FrameEvent):
+            self._frame(event)
+        elif isinstance(event, LogEvent):
+            self._log(event.level, event.message)
+        elif isinstance(event, DoneEvent):
+            self._close_bar()
+            if not self.quiet:
+                self._write(f"done: {event.frames_done}/{event.frames_total} frames, "
+                            f"{event.labelled_instances} labelled instances, "
+                            f"{event.seconds:.1f} s -> {event.out}")
+        elif isinstance(event, ErrorEvent):
+            self._close_bar()
+            self._write(f"error: {event.message}")
+
+    def _start(self, event: StartEvent) -> None:
+        if event.skipped:
+            self._log("info", f"resuming: {event.skipped} of {event.total} frames already done")
         if self.use_bar:
             from tqdm import tqdm
 
@@ -75,44 +80,34 @@ class TextProgress:
             # no bar at all from tqdm: assume 80 columns and 20 lines where unknown.
             columns, lines = _terminal_size(self.stream)
             sized = columns > 0 and lines > 0
-            self._bar = tqdm(total=total, initial=skipped, unit="frame", file=self.stream,
-                             dynamic_ncols=sized, ncols=None if sized else columns or 80,
+            self._bar = tqdm(total=event.total, initial=event.skipped, unit="frame",
+                             file=self.stream, dynamic_ncols=sized,
+                             ncols=None if sized else columns or 80,
                              nrows=None if sized else lines or 20, desc="render")
 
-    def frame(self, done: int, total: int, name: str, **info: Any) -> None:
+    def _frame(self, event: FrameEvent) -> None:
         if self._bar is not None:
-            self._bar.update(done - self._bar.n)
+            self._bar.update(event.done - self._bar.n)
         elif not self.quiet:
-            self.stream.write(f"[{done}/{total}] {name}\n")
-            self.stream.flush()
+            self._write(f"[{event.done}/{event.total}] {event.name}")
 
-    def log(self, level: str, message: str) -> None:
+    def _log(self, level: str, message: str) -> None:
         if self.quiet and level == "info":
             return
         text = message if level == "info" else f"{level}: {message}"
         if self._bar is not None:
             self._bar.write(text, file=self.stream)
         else:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            self._write(text)
 
-    def finish(self, **summary: Any) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        if not self.quiet:
-            self.stream.write(
-                f"done: {summary.get('frames_done')}/{summary.get('frames_total')} frames, "
-                f"{summary.get('labelled_instances')} labelled instances, "
-                f"{summary.get('seconds', 0):.1f} s -> {summary.get('out')}\n")
-            self.stream.flush()
-
-    def error(self, message: str) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        self.stream.write(f"error: {message}\n")
+    def _write(self, text: str) -> None:
+        self.stream.write(text + "\n")
         self.stream.flush()
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _terminal_size(stream: TextIO) -> tuple[int, int]:

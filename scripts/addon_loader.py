@@ -5,12 +5,14 @@
 Either way they use the GS Dataset Studio add-on: the installed extension when it is
 enabled, else the ``blender_addon`` folder of this checkout, registered for the run and
 unregistered again by :func:`release_addon` (the bpy module of Blender 4.2 crashes at
-exit while an add-on's preferences class is still registered).
+exit while an add-on's preferences class is still registered). ``gs_contract`` comes from
+the extension's bundled wheel when Blender has it on ``sys.path``, else from this checkout.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +21,8 @@ import bpy
 
 REPO = Path(__file__).resolve().parents[1]
 _REGISTERED_HERE: list[ModuleType] = []
+if importlib.util.find_spec("gs_contract") is None:
+    sys.path.append(str(REPO))
 
 
 def log(message: str) -> None:

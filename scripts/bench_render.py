@@ -42,6 +42,7 @@ from gs_backend.synthetic.demo_scenario import demo_scenario_dict
 from gs_backend.synthetic.instrument import make_needle_driver
 from gs_backend.synthetic.tissue import make_tissue
 from gs_contract.atomic import write_text_atomic
+from gs_contract.protocol import DoneEvent, ErrorEvent, Event, LogEvent, StartEvent
 from gs_contract.scenario import load_scenario
 
 
@@ -68,22 +69,16 @@ class _Timer:
     def __init__(self) -> None:
         self.t_start = self.t_end = 0.0
 
-    def start(self, total: int, skipped: int, **info: Any) -> None:
-        _sync()
-        self.t_start = time.perf_counter()
-
-    def frame(self, done: int, total: int, name: str, **info: Any) -> None:
-        pass
-
-    def log(self, level: str, message: str) -> None:
-        print(f"  {level}: {message}", file=sys.stderr)
-
-    def finish(self, **summary: Any) -> None:
-        _sync()
-        self.t_end = time.perf_counter()
-
-    def error(self, message: str) -> None:
-        print(f"  error: {message}", file=sys.stderr)
+    def emit(self, event: Event) -> None:
+        if isinstance(event, StartEvent):
+            _sync()
+            self.t_start = time.perf_counter()
+        elif isinstance(event, DoneEvent):
+            _sync()
+            self.t_end = time.perf_counter()
+        elif isinstance(event, (LogEvent, ErrorEvent)):
+            level = event.level if isinstance(event, LogEvent) else "error"
+            print(f"  {level}: {event.message}", file=sys.stderr)
 
 
 def _sync() -> None:

@@ -12,9 +12,11 @@ With Blender itself (the .blend named before ``--python`` is already open)::
 
 For one .blend the script writes ``DIR/scenario.json`` and renders the dataset into
 ``DIR``; for several, each goes to ``DIR/<blend stem>/``. Progress goes to stderr; stdout
-gets one line per .blend (``ok`` or ``error`` and why). The exit code is 0 when every
-file rendered, else the backend's code for a single file (2 bad input, 130
-interrupted), or 1 for a batch with failures.
+gets one line per .blend (``ok`` or ``error`` and why). The exit code
+(``gs_contract.protocol.ExitCode``, see ``docs/protocol.md``) is 0 when every file
+rendered, else the backend's code for a single file (2 bad input, 130 interrupted), or 1
+for a batch with failures. Ctrl-C and SIGTERM stop the backend at once (its whole process
+group, which finishes the frames in flight) and exit 130; rendering again resumes.
 
 The GS Dataset Studio extension need not be installed: without it the script
 registers the add-on from the ``blender_addon`` folder next to this script.
@@ -25,10 +27,10 @@ registers the add-on from the ``blender_addon`` folder next to this script.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import bpy
 
@@ -42,9 +44,11 @@ from addon_loader import (
     script_argv,
 )
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from gs_contract.protocol import Event, ExitCode, FrameEvent, LogEvent, StartEvent
+
+# Seconds the backend gets to finish its frames in flight after Ctrl-C or SIGTERM, before
+# it is terminated (a batch system's SIGTERM is followed by SIGKILL soon after).
+STOP_GRACE_S = 10.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -75,8 +79,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def default_backend(package: ModuleType) -> str:
     """The add-on preference when set, else the checkout's backend, else PATH."""
-    render_ops = addon_module(package, "blender.operators_render")
-    command, _ = render_ops.render_settings(bpy.context)
+    jobs = addon_module(package, "blender.render_job")
+    command, _ = jobs.render_settings(bpy.context)
     if command and command != "gs-backend":
         return command
     local = REPO / ".venv" / ("Scripts/gs-backend.exe" if sys.platform == "win32"
@@ -90,68 +94,57 @@ def default_backend(package: ModuleType) -> str:
 
 def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespace,
                       backend: str) -> tuple[int, str]:
-    """Export the open .blend into ``out_dir/scenario.json`` and render it (blocking).
+    """Export the open .blend into ``out_dir/scenario.json`` and render it (blocking),
+    through the add-on's render job (the same path as the Render Dataset button).
 
     Returns (exit code, one-line message).
     """
-    export = addon_module(package, "blender.operators_export")
+    jobs = addon_module(package, "blender.render_job")
     builder = addon_module(package, "core.scenario_builder")
     process_mod = addon_module(package, "core.backend_process")
-    render_ops = addon_module(package, "blender.operators_render")
     from gs_contract.camera import CameraConversionError  # importable once the add-on is
 
     context = bpy.context
     out_dir = out_dir.resolve()
-    scenario_path = out_dir / "scenario.json"
     try:
-        scenario = export.build_scene_scenario(context, scenario_path, args.frames)
-        render_ops.check_output_folder(out_dir, scenario, overwrite=args.overwrite)
-        builder.write_scenario(scenario_path, scenario)
+        job = jobs.start_render_job(context, out_dir=out_dir, overwrite=args.overwrite,
+                                    backend_command=backend, device=args.device,
+                                    frames=args.frames)
     except (builder.ScenarioExportError, CameraConversionError) as exc:
-        return EXIT_BAD_INPUT, f"export failed: {exc}"
+        return ExitCode.BAD_INPUT, f"export failed: {exc}"
     except OSError as exc:
-        return EXIT_BAD_INPUT, f"cannot write {scenario_path}: {exc}"
-    _, pref_device = render_ops.render_settings(context)
-    device = args.device or pref_device
-    try:
-        job = process_mod.BackendJob.start(backend, scenario_path, out_dir, device=device,
-                                           overwrite=args.overwrite)
+        return ExitCode.BAD_INPUT, f"cannot write {out_dir / 'scenario.json'}: {exc}"
     except process_mod.BackendError as exc:
-        return EXIT_FAILED, str(exc)
-    log(f"rendering {len(scenario['frames'])} frames into {out_dir} with {job.argv[0]}")
-    try:
-        state = _follow(job)
-    except KeyboardInterrupt:
-        log("interrupted: stopping the backend (finished frames are kept)")
-        state = job.cancel()
-        return EXIT_INTERRUPTED, "interrupted; run the same command again to resume"
+        return ExitCode.INTERNAL, str(exc)
+    log(f"rendering into {out_dir} with {job.process.argv[0]}")
+    jobs.run_render_job_blocking(context, job, on_events=_log_events,
+                                 interrupt_grace=STOP_GRACE_S)
+    state = job.process.state
     if state.succeeded:
         text = state.summary.text() if state.summary else f"{state.done} frames"
-        return 0, f"{text} -> {out_dir}"
+        return ExitCode.OK, f"{text} -> {out_dir}"
     if state.interrupted:
-        return EXIT_INTERRUPTED, "interrupted; run the same command again to resume"
-    return state.returncode or EXIT_FAILED, f"render failed: {state.error}"
+        return ExitCode.INTERRUPTED, "interrupted; run the same command again to resume"
+    code = state.returncode if state.returncode not in (None, ExitCode.OK) \
+        else ExitCode.INTERNAL
+    return code, f"render failed: {state.error}"
 
 
-def _follow(job: Any) -> Any:
-    """Poll the backend until it exits, streaming its progress to stderr."""
-    import time
+def _log_events(events: list[Event]) -> None:
+    """Stream the backend's progress to stderr."""
+    for event in events:
+        if isinstance(event, StartEvent) and event.skipped:
+            log(f"  resuming: {event.skipped} of {event.total} frames done")
+        elif isinstance(event, FrameEvent):
+            log(f"  [{event.done}/{event.total}] {event.name}: {event.instances} labelled "
+                f"instance{'' if event.instances == 1 else 's'}")
+        elif isinstance(event, LogEvent):
+            log(f"  {event.level}: {event.message}")
 
-    while True:
-        state = job.poll()
-        for event in state.new_events:
-            kind = event.get("event")
-            if kind == "start" and event.get("skipped"):
-                log(f"  resuming: {event['skipped']} of {event.get('total')} frames done")
-            elif kind == "frame":
-                count = event.get("instances", 0)
-                log(f"  [{event.get('done')}/{event.get('total')}] {event.get('name')}: "
-                    f"{count} labelled instance{'' if count == 1 else 's'}")
-            elif kind == "log":
-                log(f"  {event.get('level', 'info')}: {event.get('message', '')}")
-        if state.finished:
-            return state
-        time.sleep(0.05)
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the run like Ctrl-C: the backend is told at once, not orphaned."""
+    raise KeyboardInterrupt
 
 
 def open_blend(path: Path) -> None:
@@ -178,14 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         if not bpy.data.filepath:
             print("error: name a .blend file (or open one with `blender -b FILE`)",
                   file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return ExitCode.BAD_INPUT
         blends = [None]  # the open file
     batch = len(blends) > 1
     if batch and (clash := _shared_output_folder(blends)):
         print(f"error: {' and '.join(map(str, clash))} would render into one folder "
               f"{args.out / clash[0].stem}: render them in separate runs with different "
               "--out folders", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     package = addon_package()
     try:
         return render_blends(package, blends, args, batch)
@@ -207,15 +201,17 @@ def render_blends(package: ModuleType, blends: list[Path | None], args: argparse
                 open_blend(blend)
             code, message = render_open_blend(package, out_dir, args, backend)
         except (FileNotFoundError, RuntimeError) as exc:  # open_mainfile raises RuntimeError
-            code, message = EXIT_BAD_INPUT, f"cannot open: {exc}"
+            code, message = ExitCode.BAD_INPUT, f"cannot open: {exc}"
+        except KeyboardInterrupt:  # while exporting or opening: no backend runs yet
+            code, message = ExitCode.INTERRUPTED, "interrupted"
         print(f"{'ok' if code == 0 else 'error'} {label}: {message}", flush=True)
         if code != 0:
             failed += 1
-        if code == EXIT_INTERRUPTED:
-            return EXIT_INTERRUPTED
+        if code == ExitCode.INTERRUPTED:
+            return ExitCode.INTERRUPTED
     if not failed:
-        return 0
-    return EXIT_FAILED if batch else code
+        return ExitCode.OK
+    return ExitCode.INTERNAL if batch else code
 
 
 if __name__ == "__main__":

@@ -236,6 +236,7 @@ def test_asset_without_gaussians_is_warned_about_when_rendered(tmp_path):
     import torch
 
     from gs_backend.dataset.render_run import RenderOptions, render_dataset
+    from gs_contract.protocol import LogEvent
     from gs_contract.scenario import load_scenario
     from tests.scenario_factory import scenario_dict, write_scenario
 
@@ -246,19 +247,17 @@ def test_asset_without_gaussians_is_warned_about_when_rendered(tmp_path):
 
     class Recorder:
         def __init__(self) -> None:
-            self.logs: list[tuple[str, str]] = []
+            self.events: list[object] = []
 
-        def log(self, level: str, message: str) -> None:
-            self.logs.append((level, message))
-
-        def __getattr__(self, name: str):
-            return lambda *args, **kwargs: None
+        def emit(self, event: object) -> None:
+            self.events.append(event)
 
     progress = Recorder()
     options = RenderOptions(out_dir=tmp_path / "out", device=torch.device("cpu"))
     render_dataset(load_scenario(path), options, progress)
     empty = tmp_path / "assets" / "empty.ply"
-    assert progress.logs == [("warning", f"asset 'tool' has no Gaussians to render, so its "
-                                         f"objects are invisible ({empty})")]
+    logs = [(e.level, e.message) for e in progress.events if isinstance(e, LogEvent)]
+    assert logs == [("warning", f"asset 'tool' has no Gaussians to render, so its "
+                                f"objects are invisible ({empty})")]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert len(manifest["frames"]) == 1

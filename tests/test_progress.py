@@ -64,3 +64,38 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
     assert [line.split()[0] for line in lines[:4]] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
     assert "\r" not in proc.stderr
     assert lines[-1].startswith("done: 4/4 frames")
+
+
+def test_jsonl_progress_writes_protocol_lines():
+    """One line per event, flushed, that the protocol's reader gives back unchanged."""
+    import io
+
+    from gs_backend.progress import JsonlProgress
+    from gs_contract.protocol import DoneEvent, FrameEvent, LogEvent, decode_event
+
+    events = [FrameEvent(done=1, total=2, name="frame_0001", split="train", instances=1,
+                         seconds=0.1),
+              LogEvent("warning", "careful"),
+              DoneEvent(out="/o", frames_total=2, frames_selected=2, frames_rendered=2,
+                        frames_skipped=0, frames_done=2, labelled_instances=1, seconds=0.2)]
+    stream = io.StringIO()
+    progress = JsonlProgress(stream)
+    for event in events:
+        progress.emit(event)
+    assert [decode_event(line) for line in stream.getvalue().splitlines()] == events
+
+
+def test_text_progress_quiet_mode_keeps_warnings_only():
+    import io
+
+    from gs_backend.progress import TextProgress
+    from gs_contract.protocol import ErrorEvent, FrameEvent, LogEvent, StartEvent
+
+    stream = io.StringIO()
+    progress = TextProgress(bar=False, stream=stream)
+    progress.emit(StartEvent(total=2, skipped=1))
+    progress.emit(FrameEvent(done=2, total=2, name="frame_0002"))
+    progress.emit(LogEvent("info", "chatter"))
+    progress.emit(LogEvent("warning", "careful"))
+    progress.emit(ErrorEvent("broken"))
+    assert stream.getvalue().splitlines() == ["warning: careful", "error: broken"]

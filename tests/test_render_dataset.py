@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from gs_backend.cli import INTERRUPTED_MESSAGE as INTERRUPTED
 from gs_backend.cli import main
+from gs_contract.protocol import ErrorEvent, decode_event
 from tests.scenario_factory import modified, scenario_dict, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,6 +312,10 @@ def test_jsonl_progress_events(tmp_path):
     assert [e["done"] for e in frames] == [1, 2, 3, 4]
     assert all(e["total"] == 4 for e in frames)
     assert events[-1]["frames_done"] == 4
+    # The done event carries exactly the documented fields (progress.py once named others).
+    assert set(events[-1]) == {"event", "out", "frames_total", "frames_selected",
+                               "frames_rendered", "frames_skipped", "frames_done",
+                               "labelled_instances", "seconds"}
 
 
 @pytest.mark.parametrize(
@@ -337,26 +346,216 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, words):
     assert words in lines[0]
 
 
-def test_ctrl_c_exits_130_and_run_resumes(tmp_path):
-    scenario = write_scenario(tmp_path, frames=150)
-    out = tmp_path / "out"
+@contextlib.contextmanager
+def folder_locked(out: Path) -> Iterator[None]:
+    """Hold the output folder's lock. A run needs it to assemble its dataset, so while it
+    is held no run can finish: a signal sent meanwhile always finds the run going, however
+    slow or fast the machine (no race with the clock)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".gs-render.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def start_jsonl_render(scenario: Path, out: Path, stderr: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "gs_backend", "render", str(scenario), "--out", str(out),
-         "--progress", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--progress", "jsonl"], stdout=subprocess.PIPE, stderr=stderr.open("w"), text=True,
         env=env, cwd=ROOT)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "frame":
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "resume" in err and "Traceback" not in err
+
+
+def assert_resumable(scenario: Path, out: Path, frames: int) -> None:
+    """No temp or truncated file is left, and the same command completes the dataset."""
     assert not [p for p in out.rglob("*.tmp")]
     for png in out.rglob("*.png"):
         assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED) is not None, png
     assert render(scenario, out) == 0
-    assert json.loads((out / "manifest.json").read_text())["frames_done"] == 150
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["frames_done"] == frames
+
+
+@pytest.mark.parametrize("after", ["start", "frame"])
+def test_ctrl_c_exits_130_and_run_resumes(tmp_path, after):
+    """SIGINT once the run reports ``start`` (before the first frame) or its first
+    ``frame`` (writer threads busy): exit 130 and a resumable folder."""
+    scenario = write_scenario(tmp_path, frames=12)
+    out = tmp_path / "out"
+    proc = start_jsonl_render(scenario, out, tmp_path / "stderr.txt")
+    for line in proc.stdout:
+        if json.loads(line)["event"] == after:
+            break
+    with folder_locked(out):  # it cannot finish before the signal arrives
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    err = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [f"gs-backend: {INTERRUPTED}"]
+    assert decode_event(rest.splitlines()[-1]) == ErrorEvent(INTERRUPTED)
+    assert_resumable(scenario, out, 12)
+
+
+def test_ctrl_c_at_the_very_start(tmp_path):
+    """SIGINT right after the process starts, whatever it is doing then (starting Python,
+    importing torch, reading the scenario, loading assets): it stops, writes nothing."""
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    with folder_locked(out):
+        proc = start_jsonl_render(scenario, out, tmp_path / "stderr.txt")
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    # -2: killed before Python could install any handler (a shell reports 130 then too).
+    assert proc.returncode in (130, -signal.SIGINT), (tmp_path / "stderr.txt").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [".gs-render.lock"]  # untouched
+    assert_resumable(scenario, out, 4)
+
+
+def test_ctrl_c_works_when_started_with_sigint_ignored(tmp_path):
+    """A parent may start the backend with SIGINT ignored (``cmd &`` in a script, some
+    launchers); Ctrl-C is still this protocol's way to stop a run."""
+    scenario = write_scenario(tmp_path, frames=12)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gs_backend", "render", str(scenario), "--out", str(out),
+         "--progress", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "start":
+            break
+    with folder_locked(out):
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert proc.returncode == 130
+
+
+def test_the_command_line_loads_torch_after_its_ctrl_c_handler():
+    """Importing the CLI is light: its handler is in place before torch starts loading."""
+    code = "import sys, gs_backend.cli; print(sorted({'torch', 'cv2'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def _raise_sigint() -> None:
+    signal.raise_signal(signal.SIGINT)
+
+
+def _interrupting(real, *, swallow: bool = False):
+    """``real`` wrapped to receive one SIGINT, on its first call (two writer threads may
+    call it at once: ``next`` on a counter is atomic); with ``swallow``, the
+    KeyboardInterrupt is caught inside, as some libraries do."""
+    calls = itertools.count()
+
+    def wrapper(*args, **kwargs):
+        if next(calls) == 0:
+            if swallow:
+                try:
+                    _raise_sigint()
+                except BaseException:  # the point: a library swallowing it
+                    pass
+            else:
+                _raise_sigint()
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.fixture
+def restore_sigint():
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
+# (module, attribute, folder untouched?) for each stage of a run.
+STAGES = {
+    "before_loading": ("gs_backend.dataset.render_run", "prepare_assets", True),
+    "while_loading": ("gs_backend.frame_renderer", "load_gaussians", True),
+    "first_frame": ("gs_backend.frame_renderer.FrameRenderer", "render", False),
+    "writer_thread": ("gs_backend.dataset.render_run", "write_frame", False),
+    "assembly": ("gs_backend.dataset.assemble", "build_coco", False),
+}
+
+
+@pytest.mark.parametrize("swallow", [False, True], ids=["raised", "swallowed"])
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_ctrl_c_at_every_stage(tmp_path, monkeypatch, capsys, restore_sigint, stage,
+                               swallow):
+    """A real SIGINT delivered inside each stage, also when the code it lands in swallows
+    the KeyboardInterrupt: exit 130, one line, the folder resumable (or untouched)."""
+    import importlib
+
+    module_name, attribute, untouched = STAGES[stage]
+    if module_name.endswith("FrameRenderer"):
+        owner = importlib.import_module(module_name.rpartition(".")[0]).FrameRenderer
+    else:
+        owner = importlib.import_module(module_name)
+    monkeypatch.setattr(owner, attribute,
+                        _interrupting(getattr(owner, attribute), swallow=swallow))
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [f"gs-backend: {INTERRUPTED}"]
+    if untouched:
+        assert not out.exists()
+    monkeypatch.undo()
+    assert_resumable(scenario, out, 4)
+
+
+def test_unwritable_output_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys):
+    """Disk full while writing a frame on resume: exit 2, one line naming the file; the
+    frames and the dataset files already there are kept."""
+    import errno
+
+    from gs_backend.dataset import frame_outputs
+    from gs_backend.dataset.split import assign_splits
+
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out, "--frames", "0:2") == 0
+    manifest_before = (out / "manifest.json").read_text()
+    real = frame_outputs.write_bytes_atomic
+
+    def full_disk(path, data):
+        if Path(path).stem == "frame_0003" and "masks" in Path(path).parts:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(frame_outputs, "write_bytes_atomic", full_disk)
+    capsys.readouterr()
+    assert render(scenario, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    split = assign_splits([f"frame_{i:04d}" for i in range(1, 5)], 0.2, 0)["frame_0003"]
+    mask = out / "masks" / split / "frame_0003.png"
+    assert err == [f"gs-backend: error: {mask}: cannot write: No space left on device "
+                   "(finished frames are kept: fix this and run the same command to resume)"]
+    assert (out / "manifest.json").read_text() == manifest_before
+    monkeypatch.undo()
+    assert_resumable(scenario, out, 4)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_read_only_subfolder_on_resume(tmp_path, capsys):
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert render(scenario, out, "--frames", "0:1") == 0
+    labels = out / "labels" / "train"
+    labels.chmod(0o555)
+    try:
+        capsys.readouterr()
+        assert render(scenario, out) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(labels) in err[0] and "Traceback" not in err[0]
+    finally:
+        labels.chmod(0o755)
+    assert_resumable(scenario, out, 4)
 
 
 def test_image_writing_overlaps_rendering(tmp_path, monkeypatch):

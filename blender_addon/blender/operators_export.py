@@ -128,7 +128,8 @@ class GSDS_OT_export_scenario(Operator, ExportHelper):
         return ExportHelper.invoke(self, context, event)
 
     def execute(self, context: Context) -> set[str]:
-        from ..core.camera_intrinsics import CameraConversionError
+        from gs_contract.camera import CameraConversionError
+
         from ..core.scenario_builder import ScenarioExportError
 
         try:

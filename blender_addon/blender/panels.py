@@ -1,7 +1,7 @@
 """The sidebar (N panel) tab "GS Dataset" of the 3D viewport, and the status-bar progress.
 
-Panels only draw: they read ``Object.gsds`` / ``Scene.gsds`` and the render settings and
-call operators; nothing here changes data.
+Panels only draw: they read ``Object.gsds`` / ``Scene.gsds``, the render state of the
+session (``WindowManager.gsds_session``) and call operators; nothing here changes data.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ def image_size(scene: bpy.types.Scene) -> tuple[int, int]:
         return 0, 0
 
 
-def draw_progress(layout: UILayout, settings, *, ring: bool = False) -> None:
+def draw_progress(layout: UILayout, session, *, ring: bool = False) -> None:
     """A progress bar for a running render (``UILayout.progress`` from Blender 4.0 on)."""
-    percent = round(100.0 * settings.progress)
-    text = f"{settings.status} ({percent}%)" if settings.status else f"Rendering {percent}%"
+    percent = round(100.0 * session.progress)
+    text = f"{session.status} ({percent}%)" if session.status else f"Rendering {percent}%"
     if hasattr(layout, "progress"):
-        layout.progress(factor=settings.progress, type='RING' if ring else 'BAR', text=text)
+        layout.progress(factor=session.progress, type='RING' if ring else 'BAR', text=text)
     else:
         layout.label(text=text, icon='RENDER_ANIMATION')
 
@@ -161,9 +161,9 @@ class GSDS_PT_render(_SidebarTab, Panel):
 
     def draw(self, context: Context) -> None:
         layout = self.layout
-        settings = context.scene.gsds
-        if settings.is_rendering:
-            draw_progress(layout, settings)
+        session = context.window_manager.gsds_session
+        if session.is_rendering:
+            draw_progress(layout, session)
             layout.operator("gsds.cancel_render", text="Cancel", icon='CANCEL')
         else:
             row = layout.row()
@@ -171,21 +171,22 @@ class GSDS_PT_render(_SidebarTab, Panel):
             row.operator("gsds.render_dataset", text="Render Dataset",
                          icon='RENDER_ANIMATION')
             layout.operator("gsds.export_scenario", text="Export Scenario...", icon='EXPORT')
-            if settings.status:
-                layout.label(text=settings.status)
-        if settings.last_summary:
+            if session.status:
+                layout.label(text=session.status)
+        if session.last_summary:
             box = layout.box()
-            for number, line in enumerate(settings.last_summary.splitlines()):
+            for number, line in enumerate(session.last_summary.splitlines()):
                 box.label(text=line, icon='INFO' if number == 0 else 'BLANK1')
 
 
 def draw_status_bar(self, context: Context) -> None:
     """Status-bar hook (appended to ``STATUSBAR_HT_header``): progress while rendering."""
-    scene = getattr(context, "scene", None)
-    if scene is None or not scene.gsds.is_rendering:
+    wm = getattr(context, "window_manager", None)
+    session = getattr(wm, "gsds_session", None)
+    if session is None or not session.is_rendering:
         return
     row = self.layout.row(align=True)
-    draw_progress(row, scene.gsds, ring=True)
+    draw_progress(row, session, ring=True)
 
 
 classes = (GSDS_UL_classes, GSDS_PT_object, GSDS_PT_dataset, GSDS_PT_render)

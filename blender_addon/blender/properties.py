@@ -1,8 +1,11 @@
-"""The add-on's data: per-object settings (``Object.gsds``) and per-scene settings
-(``Scene.gsds``), plus the two small operators that edit the scene's class list.
+"""The add-on's data: per-object settings (``Object.gsds``), per-scene settings
+(``Scene.gsds``), the state of this session's render (``WindowManager.gsds_session``),
+plus the two small operators that edit the scene's class list.
 
 These names are the add-on's scripting surface (DESIGN.md, contract 6): scripts and the
-exporter read ``obj.gsds.role``, ``obj.gsds.class_name`` and ``scene.gsds.*``.
+exporter read ``obj.gsds.role``, ``obj.gsds.class_name`` and ``scene.gsds.*``. The render
+state lives on the window manager, whose properties Blender never saves: a .blend saved
+mid-render does not open as "rendering".
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from bpy.props import (
     PointerProperty,
     StringProperty,
 )
-from bpy.types import Context, Object, Operator, PropertyGroup, Scene
+from bpy.types import Context, Object, Operator, PropertyGroup, Scene, WindowManager
 
 ROLE_ITEMS = (
     ('NONE', "None", "Not part of the dataset", 0),
@@ -156,7 +159,7 @@ class GSDS_ObjectSettings(PropertyGroup):
 
 
 class GSDS_SceneSettings(PropertyGroup):
-    """``Scene.gsds``: the dataset to make from this scene and the state of a render job."""
+    """``Scene.gsds``: the dataset to make from this scene."""
 
     classes: CollectionProperty(type=GSDS_ClassItem, name="Classes",
                                 description="Class names; the class index is the position")
@@ -186,7 +189,12 @@ class GSDS_SceneSettings(PropertyGroup):
         description="Share of the frames put in the validation split",
     )
     image_format: EnumProperty(name="Image Format", items=IMAGE_FORMAT_ITEMS, default='PNG')
-    # Render-job state: written by the render operator, drawn by the panels.
+
+
+class GSDS_SessionState(PropertyGroup):
+    """``WindowManager.gsds_session``: the dataset render of this Blender session
+    (written by :mod:`.render_job`, drawn by the panels; never saved)."""
+
     is_rendering: BoolProperty(name="Rendering", default=False)
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, default=0.0, subtype='FACTOR')
     status: StringProperty(name="Status", description="What the render job is doing")
@@ -248,6 +256,7 @@ classes = (
     GSDS_ClassItem,
     GSDS_ObjectSettings,
     GSDS_SceneSettings,
+    GSDS_SessionState,
     GSDS_OT_class_add,
     GSDS_OT_class_remove,
 )
@@ -258,9 +267,11 @@ def register() -> None:
         bpy.utils.register_class(cls)
     Object.gsds = PointerProperty(type=GSDS_ObjectSettings)
     Scene.gsds = PointerProperty(type=GSDS_SceneSettings)
+    WindowManager.gsds_session = PointerProperty(type=GSDS_SessionState)
 
 
 def unregister() -> None:
+    del WindowManager.gsds_session
     del Scene.gsds
     del Object.gsds
     for cls in reversed(classes):

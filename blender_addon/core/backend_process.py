@@ -1,19 +1,21 @@
 """Run ``gs-backend render`` as a child process and follow its progress (no bpy here).
 
-The add-on talks to the backend only through the scenario file and this child
-process (DESIGN: two processes, one contract). The backend prints one JSON event
-per line on stdout with ``--progress jsonl``::
+The add-on talks to the backend only through the scenario file and this child process
+(DESIGN: two processes, one contract). With ``--progress jsonl`` the backend prints one
+JSON event per line on stdout; :mod:`gs_contract.protocol` defines the events and the
+exit codes (listed in ``docs/protocol.md``), and decodes each line into a typed event
+without ever raising. :class:`BackendJob` reads stdout and stderr on background
+threads, so that :meth:`BackendJob.poll` never blocks: Blender calls it from a timer.
 
-    {"event": "start", "total": N, "skipped": S, ...}
-    {"event": "frame", "done": i, "total": N, "name": "frame_0003", "instances": k, ...}
-    {"event": "log", "level": "warning", "message": "..."}
-    {"event": "done", "frames_done": ..., "labelled_instances": ..., "seconds": ...}
-    {"event": "error", "message": "..."}
+Reliability rules:
 
-and exits 0 (done), 2 (bad input), 130 (interrupted: the output folder is resumable)
-or 1 (internal error). :class:`BackendJob` reads stdout on a background thread
-into a queue and collects stderr, so that :meth:`BackendJob.poll` never blocks:
-Blender calls it from a timer.
+- the job ends when the *process* has exited, not when its stdout closes: a wrapper
+  (``conda run``, ``srun``, ``ssh``) may leave a child that keeps the pipe open;
+- the backend runs in its own process group (session), and cancelling signals the whole
+  group, so a wrapper's children stop too; what is left of the group when the job ends
+  is terminated;
+- exit 0 is success only if the dataset is there: ``manifest.json`` in the output
+  folder, of this scenario when its fingerprint is known.
 """
 
 from __future__ import annotations
@@ -33,14 +35,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from gs_contract.dataset import DatasetLayout
+from gs_contract.protocol import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    ExitCode,
+    FrameEvent,
+    LogEvent,
+    StartEvent,
+    decode_event,
+)
+
 DEFAULT_COMMAND = "gs-backend"
 # After a cancel request: how long the backend may take to finish the frames in
 # flight (SIGINT) before it is terminated, and then killed.
 INTERRUPT_GRACE_S = 20.0
 TERMINATE_GRACE_S = 5.0
+# After the process exited without a final event: how long its stdout may stay open
+# (held by a wrapper's child) before the job ends anyway.
+PIPE_GRACE_S = 2.0
+# A process killed by SIGINT (it died before it could handle it) was interrupted too.
+INTERRUPTED_CODES = frozenset({int(ExitCode.INTERRUPTED), -int(signal.SIGINT)})
 
 
 class BackendError(Exception):
@@ -108,21 +124,6 @@ def render_argv(prefix: Sequence[str], scenario: str | os.PathLike[str],
 # state
 
 
-@dataclass(frozen=True)
-class RenderSummary:
-    """From the backend's ``done`` event."""
-
-    frames_done: int
-    frames_total: int
-    labelled_instances: int
-    seconds: float
-    out: str | None = None
-
-    def text(self) -> str:
-        return (f"{self.frames_done} frames, {self.labelled_instances} labelled instances, "
-                f"{self.seconds:.1f} s")
-
-
 @dataclass
 class JobState:
     """What is known about a backend run. ``new_events``: events since the last poll."""
@@ -135,8 +136,8 @@ class JobState:
     returncode: int | None = None
     cancel_requested: bool = False
     error: str | None = None
-    summary: RenderSummary | None = None
-    new_events: list[dict[str, Any]] = field(default_factory=list)
+    summary: DoneEvent | None = None
+    new_events: list[Event] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -146,18 +147,20 @@ class JobState:
 
     @property
     def succeeded(self) -> bool:
-        return self.finished and self.returncode == EXIT_OK
+        """Exit 0 and the dataset found where it should be."""
+        return self.finished and self.returncode == ExitCode.OK and self.error is None
 
     @property
     def interrupted(self) -> bool:
-        return self.finished and (self.returncode == EXIT_INTERRUPTED
-                                  or (self.cancel_requested and self.returncode != EXIT_OK))
+        return self.finished and (self.returncode in INTERRUPTED_CODES
+                                  or (self.cancel_requested and self.returncode != ExitCode.OK))
 
     def status_text(self) -> str:
         """One line for the UI."""
         if self.finished:
-            if self.succeeded and self.summary is not None:
-                return "Done: " + self.summary.text()
+            if self.succeeded:
+                return "Done: " + (self.summary.text() if self.summary is not None
+                                   else f"{self.done} frames")
             if self.interrupted:
                 return (f"Cancelled after {self.done} of {self.total} frames; render again "
                         "to resume")
@@ -178,15 +181,23 @@ class BackendJob:
     """A running ``gs-backend render ... --progress jsonl``.
 
     Use :meth:`start`; then call :meth:`poll` (non-blocking) until ``state.finished``.
+    ``out_dir`` (and ``fingerprint``, the scenario's content hash) let the job check the
+    dataset before it reports success.
     """
 
     def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None) -> None:
+                 cwd: str | os.PathLike[str] | None = None,
+                 out_dir: str | os.PathLike[str] | None = None,
+                 fingerprint: str | None = None) -> None:
         self.argv = list(argv)
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.fingerprint = fingerprint
         self.state = JobState()
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._events: queue.Queue[Event | None] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=200)
         self._stdout_done = False
+        self._final_event = False  # a done or error event arrived
+        self._exited_at: float | None = None
         self._cancel_at: float | None = None
         self._terminated_at: float | None = None
         self.interrupt_grace = INTERRUPT_GRACE_S
@@ -194,6 +205,8 @@ class BackendJob:
         if os.name == "nt":
             # Its own process group, so that CTRL_BREAK_EVENT reaches only the backend.
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            kwargs["start_new_session"] = True  # its own process group, signalled as one
         try:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -211,7 +224,8 @@ class BackendJob:
     @classmethod
     def start(cls, command: str | None, scenario: str | os.PathLike[str],
               out_dir: str | os.PathLike[str], *, device: str = "auto",
-              overwrite: bool = False, frames: str | None = None) -> BackendJob:
+              overwrite: bool = False, frames: str | None = None,
+              fingerprint: str | None = None) -> BackendJob:
         """Start ``command render scenario --out out_dir`` (see :func:`backend_argv`)."""
         argv = render_argv(backend_argv(command), scenario, out_dir, device=device,
                            overwrite=overwrite, frames=frames)
@@ -219,23 +233,16 @@ class BackendJob:
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into a venv
         env.pop("PYTHONPATH", None)
-        return cls(argv, env=env)
+        return cls(argv, env=env, out_dir=out_dir, fingerprint=fingerprint)
 
     # --- reader threads -------------------------------------------------------------
 
     def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            if not isinstance(event, dict) or "event" not in event:
-                event = {"event": "log", "level": "info", "message": line}
-            self._events.put(event)
+            event = decode_event(line)
+            if event is not None:
+                self._events.put(event)
         self._events.put(None)  # end of stream
 
     def _read_stderr(self) -> None:
@@ -250,7 +257,8 @@ class BackendJob:
         """Apply the events that arrived since the last call; never blocks.
 
         ``state.new_events`` holds them; ``state.finished`` turns True once the process
-        has exited and its output is read.
+        has exited and its output is read (or, when a child of it keeps the pipe open,
+        once its final event arrived or :data:`PIPE_GRACE_S` passed).
         """
         state = self.state
         state.new_events = []
@@ -265,74 +273,102 @@ class BackendJob:
                 state.new_events.append(event)
                 self._apply(event)
         self._escalate_cancel()
-        if self._stdout_done and not state.finished:
+        if not state.finished:
             returncode = self.process.poll()
             if returncode is not None:
-                self._finish(returncode)
+                now = time.monotonic()
+                if self._exited_at is None:
+                    self._exited_at = now
+                if self._stdout_done or self._final_event \
+                        or now - self._exited_at > PIPE_GRACE_S:
+                    self._finish(returncode)
         return state
 
-    def _apply(self, event: dict[str, Any]) -> None:
+    def _apply(self, event: Event) -> None:
         state = self.state
-        kind = event.get("event")
-        if kind == "start":
-            state.total = int(event.get("total", 0))
-            state.skipped = int(event.get("skipped", 0))
-            state.done = state.skipped
-        elif kind == "frame":
-            state.done = int(event.get("done", state.done + 1))
-            state.total = int(event.get("total", state.total))
-            state.last_frame = event.get("name")
-        elif kind == "log":
-            state.logs.append((str(event.get("level", "info")), str(event.get("message", ""))))
-        elif kind == "done":
-            state.summary = RenderSummary(
-                frames_done=int(event.get("frames_done", state.done)),
-                frames_total=int(event.get("frames_total", state.total)),
-                labelled_instances=int(event.get("labelled_instances", 0)),
-                seconds=float(event.get("seconds", 0.0)),
-                out=event.get("out"))
-        elif kind == "error":
-            state.error = str(event.get("message", "unknown error"))
+        if isinstance(event, StartEvent):
+            state.total = event.total
+            state.skipped = event.skipped
+            state.done = event.skipped
+        elif isinstance(event, FrameEvent):
+            state.done = event.done
+            state.total = event.total
+            state.last_frame = event.name
+        elif isinstance(event, LogEvent):
+            state.logs.append((event.level, event.message))
+        elif isinstance(event, DoneEvent):
+            state.summary = event
+            self._final_event = True
+        elif isinstance(event, ErrorEvent):
+            state.error = event.message
+            self._final_event = True
 
     def _finish(self, returncode: int) -> None:
         state = self.state
+        self._signal_group(signal.SIGTERM)  # what is left of it: a wrapper's children
         self._stderr_thread.join(timeout=1.0)
         state.finished = True
         state.returncode = returncode
-        if returncode != EXIT_OK and not state.error:
+        if returncode == ExitCode.OK:
+            state.error = self._missing_dataset()
+        elif not state.error:
             last = self._stderr[-1] if self._stderr else None
             state.error = last or f"the backend exited with code {returncode}"
+
+    def _missing_dataset(self) -> str | None:
+        """Why the dataset the backend reported is not there (None when it is)."""
+        if self.out_dir is None:
+            return None
+        manifest_path = DatasetLayout(self.out_dir).manifest
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"the backend reported success but {manifest_path} is not readable ({exc})"
+        if not isinstance(manifest, dict) or manifest.get("format") != "gs-dataset-manifest":
+            return f"the backend reported success but {manifest_path} is not a dataset manifest"
+        if self.fingerprint is not None and manifest.get("scenario_sha256") != self.fingerprint:
+            return (f"the backend reported success but {manifest_path} describes another "
+                    "scenario")
+        return None
 
     # --- cancelling -------------------------------------------------------------------
 
     def request_cancel(self) -> None:
-        """Ask the backend to stop (Ctrl-C: it finishes the frames in flight and exits 130,
-        leaving the folder resumable). Non-blocking: keep polling; :meth:`poll` terminates,
-        then kills, a backend that does not stop in time."""
-        if self.state.cancel_requested or self.process.poll() is not None:
-            self.state.cancel_requested = True
-            return
+        """Ask the backend to stop (Ctrl-C to its whole process group: it finishes the
+        frames in flight and exits 130, leaving the folder resumable). Non-blocking: keep
+        polling; :meth:`poll` terminates, then kills, a backend that does not stop in
+        time."""
+        already = self.state.cancel_requested
         self.state.cancel_requested = True
+        if already or self.process.poll() is not None:
+            return
         self._cancel_at = time.monotonic()
-        try:
-            if os.name == "nt":
-                self.process.send_signal(signal.CTRL_BREAK_EVENT)
-            else:
-                self.process.send_signal(signal.SIGINT)
-        except OSError:  # exited meanwhile
-            pass
+        self._signal_group(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGINT)
 
     def _escalate_cancel(self) -> None:
         """SIGINT ignored for ``interrupt_grace`` s: terminate; still alive after
-        ``TERMINATE_GRACE_S`` more: kill."""
+        ``TERMINATE_GRACE_S`` more: kill (the whole group each time)."""
         if self._cancel_at is None or self.process.poll() is not None:
             return
         now = time.monotonic()
         if self._terminated_at is None and now - self._cancel_at > self.interrupt_grace:
             self._terminated_at = now
-            self.process.terminate()
+            self._signal_group(signal.SIGTERM)
         elif self._terminated_at is not None and now - self._terminated_at > TERMINATE_GRACE_S:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL if os.name != "nt" else signal.SIGTERM)
+
+    def _signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the backend's process group (Windows: to the process)."""
+        try:
+            if os.name == "nt":
+                if signum == signal.SIGTERM:
+                    self.process.terminate()
+                else:
+                    self.process.send_signal(signum)
+            else:
+                os.killpg(self.process.pid, signum)
+        except OSError:  # the group is gone already
+            pass
 
     def cancel(self, interrupt_grace: float = INTERRUPT_GRACE_S) -> JobState:
         """Stop the backend and wait for it (blocking; for scripts and shutdown)."""
@@ -350,4 +386,3 @@ class BackendJob:
     def stderr_tail(self) -> list[str]:
         """The last lines the backend wrote to stderr."""
         return list(self._stderr)
-

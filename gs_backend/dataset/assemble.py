@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gs_backend import __version__
-from gs_backend.dataset.frame_outputs import read_record, record_is_complete
+from gs_backend.dataset.frame_outputs import read_record, record_is_complete, write_output
 from gs_backend.dataset.output_folder import folder_lock
 from gs_backend.labels import coco_categories, coco_document
-from gs_contract.atomic import read_json_or_none, write_text_atomic
+from gs_contract.atomic import read_json_or_none
 from gs_contract.dataset import SPLITS, DatasetLayout
 from gs_contract.scenario import Scenario
 
@@ -49,12 +49,12 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
         records = finished_records(layout, scenario, fingerprint)
         frames = [records[f.name] for f in scenario.frames if f.name in records]
         manifest = build_manifest(scenario, fingerprint, frames, extra)
-        write_text_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
-        write_text_atomic(layout.data_yaml, data_yaml_text(layout.root, scenario.classes))
+        write_output(layout.manifest, json.dumps(manifest, indent=1) + "\n")
+        write_output(layout.data_yaml, data_yaml_text(layout.root, scenario.classes))
         if scenario.output.coco:
             for split in SPLITS:
                 doc = build_coco(scenario, [r for r in frames if r["split"] == split])
-                write_text_atomic(layout.coco(split), json.dumps(doc))
+                write_output(layout.coco(split), json.dumps(doc))
         write_scenario_copy(layout, scenario)
     return manifest
 
@@ -138,7 +138,7 @@ def write_scenario_copy(layout: DatasetLayout, scenario: Scenario) -> None:
         asset["ply"] = _relative_or_absolute(scenario.assets[name].ply, layout.root)
         if isinstance(asset.get("keep"), str):
             asset["keep"] = scenario.assets[name].keep.tolist()  # type: ignore[union-attr]
-    write_text_atomic(layout.scenario_copy, json.dumps(raw, indent=1) + "\n")
+    write_output(layout.scenario_copy, json.dumps(raw, indent=1) + "\n")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -3,7 +3,8 @@
 :func:`write_frame` runs in a worker thread: it derives the labels from the
 rendered planes, encodes the images, writes every file atomically and writes
 the frame's record last. The record's presence is what marks a frame as done,
-so an interrupted frame is simply rendered again on resume.
+so an interrupted frame is simply rendered again on resume. Every dataset file goes
+through :func:`write_output`, which names the file when it cannot be written.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from gs_backend.labels import (
     yolo_label_text,
     yolo_segment_row,
 )
-from gs_contract.atomic import read_json_or_none, write_bytes_atomic, write_text_atomic
+from gs_contract.atomic import read_json_or_none, write_bytes_atomic
 from gs_contract.dataset import DatasetLayout, Split
+from gs_contract.errors import InputError
 from gs_contract.scenario import FrameSpec, OutputSettings, Scenario
 
 JPEG_QUALITY = 95
@@ -54,7 +56,7 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     stats = instance_stats(instance_map, len(scenario.instruments))
 
     image_path = layout.image(split, frame.name, out.image_format)
-    write_bytes_atomic(image_path, encode_rgb(job.images.rgb, out.image_format))
+    write_output(image_path, encode_rgb(job.images.rgb, out.image_format))
 
     instances: list[dict[str, Any]] = []
     label_rows: list[str] = []
@@ -78,7 +80,7 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
             entry["amodal_pixels"] = amodal_pixels
             entry["visible_fraction"] = (pixels / amodal_pixels) if amodal_pixels else 0.0
             path = layout.amodal(split, frame.name, iid)
-            write_bytes_atomic(path, encode_png(amodal_mask.astype(np.uint8) * 255))
+            write_output(path, encode_png(amodal_mask.astype(np.uint8) * 255))
             amodal_files[str(iid)] = layout.relative(path)
         if labelled:
             mask = instance_map == iid
@@ -97,7 +99,7 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
         instances.append(entry)
 
     label_path = layout.label(split, frame.name)
-    write_text_atomic(label_path, yolo_label_text(label_rows))
+    write_output(label_path, yolo_label_text(label_rows))
     record: dict[str, Any] = {
         "name": frame.name, "index": frame.index, "split": split,
         "fingerprint": job.fingerprint,
@@ -106,19 +108,34 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     }
     if out.masks:
         mask_path = layout.mask(split, frame.name)
-        write_bytes_atomic(mask_path, encode_png(instance_map))
+        write_output(mask_path, encode_png(instance_map))
         record["mask"] = layout.relative(mask_path)
     if out.depth and job.images.depth is not None:
         depth_path = layout.depth(split, frame.name)
-        write_bytes_atomic(depth_path, encode_npy(job.images.depth.astype(np.float32)))
+        write_output(depth_path, encode_npy(job.images.depth.astype(np.float32)))
         record["depth"] = layout.relative(depth_path)
     if amodal_files:
         record["amodal"] = amodal_files
     record["camera"] = cam.to_json()
     record["poses"] = {k: v.tolist() for k, v in frame.poses.items()}
     record["instances"] = instances
-    write_text_atomic(layout.record(frame.name), json.dumps(record))
+    write_output(layout.record(frame.name), json.dumps(record))
     return record
+
+
+def write_output(path: Path, data: bytes | str) -> None:
+    """Write a dataset file atomically (str as UTF-8).
+
+    Raises:
+        InputError: the file cannot be written (read-only folder, disk full), naming it;
+            what is already in the folder is untouched.
+    """
+    try:
+        write_bytes_atomic(path, data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as exc:
+        raise InputError(path, None, f"cannot write: {exc.strerror or exc} (finished "
+                                     "frames are kept: fix this and run the same command "
+                                     "to resume)") from None
 
 
 def record_is_complete(layout: DatasetLayout, record: dict[str, Any], fingerprint: str) -> bool:

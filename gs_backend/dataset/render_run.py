@@ -4,6 +4,11 @@ The renderer (main thread) never waits on image encoding: finished frames go
 to a small thread pool that derives labels, compresses images and writes files
 (OpenCV and numpy release the GIL). At most ``max_pending`` frames wait in the
 pool, which bounds memory.
+
+Ctrl-C is honoured at every stage (:mod:`gs_backend.interrupt`): before the folder is
+claimed it leaves the folder as it was; later, the frames already handed to the writers
+are completed and the rest is left for a resume. An output folder that cannot be written
+(read-only, disk full) stops the run the same way, with one message naming the path.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from typing import Any
 
 import torch
 
+from gs_backend import interrupt
 from gs_backend.dataset.assemble import assemble_dataset, finished_records
-from gs_backend.dataset.frame_outputs import FrameJob, write_frame
+from gs_backend.dataset.frame_outputs import FrameJob, write_frame, write_output
 from gs_backend.dataset.output_folder import claim_output_folder
 from gs_backend.dataset.split import assign_splits
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
 from gs_backend.progress import Progress
 from gs_backend.raster import RasterBackend
-from gs_contract.atomic import write_text_atomic
 from gs_contract.dataset import DatasetLayout, plan_output_folder
+from gs_contract.errors import InputError
+from gs_contract.protocol import DoneEvent, FrameEvent, LogEvent, StartEvent
 from gs_contract.scenario import FrameSpec, Scenario
 
 
@@ -59,32 +66,30 @@ class RenderOptions:
     max_pending: int = 4
 
 
-@dataclass(frozen=True)
-class RenderSummary:
-    out: Path
-    frames_total: int
-    frames_selected: int
-    frames_rendered: int
-    frames_skipped: int
-    frames_done: int
-    labelled_instances: int
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["out"] = str(self.out)
-        return d
-
-
 def render_dataset(scenario: Scenario, options: RenderOptions,
-                   progress: Progress) -> RenderSummary:
+                   progress: Progress) -> DoneEvent:
     """Render the selected frames of ``scenario`` into ``options.out_dir``.
 
     Frames already finished (same scenario) are kept. The assets are loaded before the
     folder is touched, so bad input leaves it as it was. On KeyboardInterrupt the
     frames already handed to the writers are completed, then the interrupt is
     re-raised; the folder stays resumable.
+
+    Returns:
+        the summary, also emitted as the ``done`` event.
+
+    Raises:
+        InputError: bad input, or an output file that cannot be written.
+        KeyboardInterrupt: Ctrl-C.
     """
+    try:
+        return _render(scenario, options, progress)
+    except OSError as exc:  # one not already named by write_output (the lock, a folder)
+        raise InputError(exc.filename or options.out_dir, None,
+                         f"cannot write: {exc.strerror or exc}") from None
+
+
+def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> DoneEvent:
     t0 = time.perf_counter()
     layout = DatasetLayout(options.out_dir)
     fingerprint = scenario.fingerprint()
@@ -93,7 +98,9 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
     selected = options.selection.apply(scenario.frames)
     done = finished_records(layout, scenario, fingerprint) if plan == "resume" else {}
     todo = [f for f in selected if f.name not in done]
+    interrupt.checkpoint()
     assets = prepare_assets(scenario, options.device) if todo else {}
+    interrupt.checkpoint()  # last moment that leaves the folder untouched
     if claim_output_folder(layout, fingerprint, overwrite=options.overwrite) == "resume" \
             and plan != "resume":  # another shard claimed the folder meanwhile
         done = finished_records(layout, scenario, fingerprint)
@@ -104,16 +111,16 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
 
     non_finite = {name: a.non_finite for name, a in assets.items() if a.non_finite}
     if assets:
-        write_text_atomic(layout.non_finite_file, json.dumps(non_finite) + "\n")
+        write_output(layout.non_finite_file, json.dumps(non_finite) + "\n")
     for name, count in non_finite.items():
-        progress.log("warning", f"asset {name!r}: dropped {count} Gaussians with NaN or "
-                                f"infinite values ({scenario.assets[name].ply})")
+        progress.emit(LogEvent("warning", f"asset {name!r}: dropped {count} Gaussians with "
+                                          f"NaN or infinite values ({scenario.assets[name].ply})"))
     for name in (name for name, a in assets.items() if a.gaussians.count == 0):
-        progress.log("warning", f"asset {name!r} has no Gaussians to render, so its objects "
-                                f"are invisible ({scenario.assets[name].ply})")
-    progress.start(total=len(selected), skipped=skipped, device=str(options.device),
-                   out=str(layout.root),
-                   gaussians={name: a.gaussians.count for name, a in assets.items()})
+        progress.emit(LogEvent("warning", f"asset {name!r} has no Gaussians to render, so its "
+                                          f"objects are invisible ({scenario.assets[name].ply})"))
+    progress.emit(StartEvent(total=len(selected), skipped=skipped, device=str(options.device),
+                             out=str(layout.root),
+                             gaussians={name: a.gaussians.count for name, a in assets.items()}))
 
     renderer = FrameRenderer(scenario, assets, options.device, options.backend)
     pending: deque[tuple[FrameSpec, Future[dict[str, Any]]]] = deque()
@@ -125,14 +132,20 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
             frame, future = pending.popleft()
             record = future.result()
             finished += 1
-            progress.frame(finished, len(selected), frame.name,
-                           split=record["split"],
-                           instances=sum(i["labelled"] for i in record["instances"]),
-                           seconds=round(time.perf_counter() - t0, 3))
+            progress.emit(FrameEvent(
+                done=finished, total=len(selected), name=frame.name, split=record["split"],
+                instances=sum(i["labelled"] for i in record["instances"]),
+                seconds=round(time.perf_counter() - t0, 3)))
 
-    with ThreadPoolExecutor(options.writer_threads, thread_name_prefix="gs-writer") as pool:
+    # Ctrl-C is only noted while frames render and are handed to the writers, and raised
+    # at the next frame boundary (``checkpoint``): raised anywhere else it could land
+    # inside the pool starting a writer thread, which then escapes the join below and
+    # keeps writing after the run has returned.
+    with ThreadPoolExecutor(options.writer_threads, thread_name_prefix="gs-writer") as pool, \
+            interrupt.deferred():
         try:
             for frame in todo:
+                interrupt.checkpoint()
                 images = renderer.render(frame)
                 job = FrameJob(layout, scenario, fingerprint, frame, splits[frame.name], images)
                 pending.append((frame, pool.submit(write_frame, job)))
@@ -141,6 +154,7 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
                     pending[0][1].result()
                     collect(block=False)
             collect(block=True)
+            interrupt.checkpoint()
         except BaseException:
             # Let in-flight frames finish (each is atomic), drop what was not started.
             for _, future in pending:
@@ -148,10 +162,11 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
             raise
 
     manifest = assemble_dataset(layout, scenario, fingerprint, {"device": str(options.device)})
-    summary = RenderSummary(
-        out=layout.root, frames_total=len(scenario.frames), frames_selected=len(selected),
+    interrupt.checkpoint()
+    summary = DoneEvent(
+        out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),
         frames_rendered=len(todo), frames_skipped=skipped,
         frames_done=manifest["frames_done"], labelled_instances=manifest["labelled_instances"],
         seconds=time.perf_counter() - t0)
-    progress.finish(**summary.as_dict())
+    progress.emit(summary)
     return summary

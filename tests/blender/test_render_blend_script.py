@@ -190,3 +190,31 @@ def test_real_backend_is_found_in_the_checkout(blends, tmp_path):
     assert manifest["complete"] and manifest["frames_done"] == 2
     assert result_lines(proc)[0].startswith(
         f"ok {good}: 2 frames, {manifest['labelled_instances']} labelled instances")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sigterm_stops_the_backend_at_once(blends, tmp_path):
+    """SIGTERM to the script (a batch system stopping the job) reaches the backend right
+    away, as Ctrl-C: it stops cleanly and the script exits 130 after it."""
+    good, _ = blends
+    out = tmp_path / "stopped"
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "user_resources"))
+    env.pop("GSDS_BACKEND", None)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(good), "--out", str(out),
+                             "--backend", fake("wait")], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
+    for line in proc.stderr:  # synchronise on the first frame's progress line
+        seen.append(line)
+        if "[1/5] frame_0001" in line:
+            break
+    else:
+        raise AssertionError("".join(seen))
+    proc.terminate()
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert f"error {good}: interrupted; run the same command again to resume" in stdout
+    assert (out / "fake_backend_interrupted").read_text() == "yes"  # told by SIGINT
+    for pid in map(int, (out / "fake_backend_pids.txt").read_text().split()):
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z"

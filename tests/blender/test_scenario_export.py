@@ -21,13 +21,13 @@ from mathutils import Vector
 from paths import BACKEND_PYTHON, REPO
 from ply_factory import random_columns, write_inria_ply
 
-from blender_addon.core.camera_intrinsics import PinholeCamera
 from blender_addon.core.scenario_builder import (
     GatheredObject,
     GatheredScene,
     ScenarioExportError,
     build_scenario,
 )
+from gs_contract.camera import PinholeCamera
 
 VALIDATOR = r"""
 import json, sys

@@ -65,8 +65,15 @@ def test_scene_settings_contract(addon):
     assert props["overwrite"].type == 'BOOLEAN' and scene.overwrite is False
     assert scene.val_fraction == pytest.approx(0.2)
     assert (props["val_fraction"].hard_min, props["val_fraction"].hard_max) == (0.0, 1.0)
-    assert props["progress"].subtype == 'FACTOR'
-    assert (scene.is_rendering, scene.progress, scene.status, scene.last_summary) == \
+    assert not {"is_rendering", "progress", "status", "last_summary"} & set(props.keys())
+
+
+def test_session_state_contract(addon):
+    """The render state is on the WindowManager (never saved), not on the Scene."""
+    state = bpy.types.WindowManager.bl_rna.properties["gsds_session"].fixed_type
+    assert state.properties["progress"].subtype == 'FACTOR'
+    session = bpy.context.window_manager.gsds_session
+    assert (session.is_rendering, session.progress, session.status, session.last_summary) == \
         (False, 0.0, "", "")
 
 
@@ -188,7 +195,7 @@ def test_dataset_panel(addon, fake_layout):
 
 
 def test_render_panel_idle_and_rendering(addon, fake_layout):
-    settings = bpy.context.scene.gsds
+    settings = bpy.context.window_manager.gsds_session
     layout = draw(panels.GSDS_PT_render, bpy.context, fake_layout)
     assert layout.operators() == ["gsds.render_dataset", "gsds.export_scenario"]
     assert layout.called("progress") == []
@@ -206,7 +213,7 @@ def test_status_bar_shows_progress_only_while_rendering(addon, fake_layout):
     owner = SimpleNamespace(layout=fake_layout())
     panels.draw_status_bar(owner, bpy.context)
     assert owner.layout.calls == []
-    settings = bpy.context.scene.gsds
+    settings = bpy.context.window_manager.gsds_session
     settings.is_rendering, settings.progress = True, 0.5
     panels.draw_status_bar(owner, bpy.context)
     (_, kwargs), = owner.layout.called("progress")
@@ -239,6 +246,7 @@ def test_unregister_removes_everything_and_register_restores_it(registered_addon
     registered_addon.unregister()
     try:
         assert not hasattr(bpy.types.Object, "gsds") and not hasattr(bpy.types.Scene, "gsds")
+        assert not hasattr(bpy.types.WindowManager, "gsds_session")
         for idname in ("import_ply", "class_add", "class_remove"):
             with pytest.raises(KeyError):
                 getattr(bpy.ops.gsds, idname).get_rna_type()
