@@ -8,13 +8,11 @@ fails while the two disagree.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from gs_contract.protocol import (
     field_docs,
 )
 from gs_contract.scenario import load_scenario
+from tests.folder_lock import folder_locked
 from tests.scenario_factory import write_scenario
 from tests.test_addon_numpy2 import addon_module
 
@@ -204,21 +203,6 @@ def test_a_real_bad_input_run_reports_its_error(tmp_path):
     assert state.returncode == ExitCode.BAD_INPUT and not state.succeeded
     assert state.error == f"{tmp_path / 'missing.json'}: file not found"
     assert state.status_text() == f"Failed: {state.error}"
-
-
-@contextlib.contextmanager
-def folder_locked(out: Path) -> Iterator[None]:
-    """Hold the output folder's lock: a backend cannot assemble (finish) the dataset
-    meanwhile, so a signal sent now always finds it running (no race with the clock)."""
-    import fcntl
-
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".gs-render.lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def test_a_real_interrupted_run_is_reported_as_cancelled(tmp_path):

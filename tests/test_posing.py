@@ -4,8 +4,6 @@ The pose check itself (gs_contract.pose) is tested in test_contract_pose.py."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -23,24 +21,7 @@ from gs_backend.posing import (
     rotation_matrix_to_quat,
 )
 from gs_contract.pose import Similarity, similarity_from_matrix
-
-FIELD = "frames[3].poses.driver"
-SOURCE = "scenes/demo.json"
-
-
-def axis_angle(axis: list[float], degrees: float) -> np.ndarray:
-    a = np.asarray(axis, dtype=np.float64)
-    a = a / np.linalg.norm(a)
-    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    t = math.radians(degrees)
-    return np.eye(3) + math.sin(t) * k + (1 - math.cos(t)) * k @ k
-
-
-def pose_matrix(scale: float, rotation: np.ndarray, translation: list[float]) -> np.ndarray:
-    m = np.eye(4)
-    m[:3, :3] = scale * rotation
-    m[:3, 3] = translation
-    return m
+from tests.pose_helpers import FIELD, SOURCE, axis_angle, pose_matrix
 
 
 def random_gaussians(n: int, degree: int, seed: int) -> Gaussians:

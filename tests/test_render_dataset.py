@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -10,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -20,6 +18,7 @@ import pytest
 from gs_backend.cli import INTERRUPTED_MESSAGE as INTERRUPTED
 from gs_backend.cli import main
 from gs_contract.protocol import ErrorEvent, decode_event
+from tests.folder_lock import folder_locked
 from tests.scenario_factory import modified, scenario_dict, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -344,22 +343,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, words):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert words in lines[0]
-
-
-@contextlib.contextmanager
-def folder_locked(out: Path) -> Iterator[None]:
-    """Hold the output folder's lock. A run needs it to assemble its dataset, so while it
-    is held no run can finish: a signal sent meanwhile always finds the run going, however
-    slow or fast the machine (no race with the clock)."""
-    import fcntl
-
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".gs-render.lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def start_jsonl_render(scenario: Path, out: Path, stderr: Path) -> subprocess.Popen:
