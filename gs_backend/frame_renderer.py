@@ -125,7 +125,7 @@ class FrameRenderer:
         viewmat = torch.as_tensor(cam.world_to_camera, dtype=torch.float32, device=self.device)
         K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)
         camera_center = torch.as_tensor(
-            np.linalg.inv(cam.world_to_camera)[:3, 3], dtype=torch.float32, device=self.device)
+            cam.center, dtype=torch.float32, device=self.device)
 
         # Per object: its posed Gaussians, its colours at its own SH degree (no padding
         # of low-degree assets) and its weight channels; concatenated once.

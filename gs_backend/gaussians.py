@@ -91,11 +91,6 @@ class Gaussians:
             sh = torch.cat([sh, pad], dim=1)
         return Gaussians(self.means, self.quats, self.scales, self.opacities, sh)
 
-    def finite_mask(self) -> Tensor:
-        """``[N]`` bool: True where every attribute of the Gaussian is finite."""
-        flat = [t.reshape(self.count, -1) for t in self._fields()]
-        return torch.isfinite(torch.cat(flat, dim=1)).all(dim=1)
-
     def _fields(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         return (self.means, self.quats, self.scales, self.opacities, self.sh)
 

@@ -40,25 +40,6 @@ def quat_multiply(
     )
 
 
-def quat_to_rotation_matrix(
-    q: Tensor,  # [..., 4] wxyz, any non-zero length (normalised here)
-) -> Tensor:
-    """Rotation matrix of a quaternion. Returns ``[..., 3, 3]``."""
-    w, x, y, z = F.normalize(q, dim=-1).unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z),
-        2 * (x * y - w * z),
-        2 * (x * z + w * y),
-        2 * (x * y + w * z),
-        1 - 2 * (x * x + z * z),
-        2 * (y * z - w * x),
-        2 * (x * z - w * y),
-        2 * (y * z + w * x),
-        1 - 2 * (x * x + y * y),
-    ]
-    return torch.stack(rows, dim=-1).reshape(*q.shape[:-1], 3, 3)
-
-
 def rotation_matrix_to_quat(
     rotation: Tensor,  # [..., 3, 3] proper rotation
 ) -> Tensor:

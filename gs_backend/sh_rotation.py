@@ -111,7 +111,7 @@ def rotate_sh(
 
     Band 0 is unchanged. Works on ``sh``'s device and dtype. All bands go
     through one matrix product, so a non-finite coefficient makes its whole
-    Gaussian non-finite (drop such Gaussians first, see ``Gaussians.finite_mask``).
+    Gaussian non-finite (the loader drops such Gaussians: ``gs_contract.splats.usable_rows``).
 
     Returns:
         ``[..., K, 3]``

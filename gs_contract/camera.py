@@ -59,6 +59,12 @@ class PinholeCamera:
             "world_to_camera": self.world_to_camera.tolist(),
         }
 
+    @property
+    def center(self) -> np.ndarray:
+        """``[3]`` float64 position of the camera in world coordinates (-R^T t)."""
+        rotation, translation = self.world_to_camera[:3, :3], self.world_to_camera[:3, 3]
+        return -rotation.T @ translation
+
 
 def render_size(resolution_x: int, resolution_y: int,
                 resolution_percentage: int) -> tuple[int, int]:

@@ -42,11 +42,6 @@ class Similarity:
     rotation: np.ndarray  # [3, 3]
     translation: np.ndarray  # [3]
 
-    @staticmethod
-    def identity() -> Similarity:
-        """The pose that leaves every point where it is."""
-        return Similarity(1.0, np.eye(3), np.zeros(3))
-
     def matrix(self) -> np.ndarray:
         """The ``[4, 4]`` float64 homogeneous matrix."""
         out = np.eye(4)

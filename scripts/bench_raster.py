@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from gs_backend.raster import RasterBackend, rasterize, resolve_backend
+from gs_backend.synthetic.demo_scenario import look_at as demo_look_at
 
 
 @dataclass(frozen=True)
@@ -49,16 +50,9 @@ class BenchScene:
 
 
 def look_at(eye: Tensor, target: Tensor) -> Tensor:
-    """World-to-camera matrix ``[4, 4]``, OpenCV axes, world z up."""
-    forward = torch.nn.functional.normalize(target - eye, dim=0)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, torch.tensor([0.0, 0, 1])),
-                                          dim=0)
-    down = torch.linalg.cross(forward, right)
-    rot = torch.stack((right, down, forward))
-    view = torch.eye(4)
-    view[:3, :3] = rot
-    view[:3, 3] = -rot @ eye
-    return view
+    """World-to-camera matrix ``[4, 4]`` float32, OpenCV axes, world z up (the demo's)."""
+    view = demo_look_at(eye.double().numpy(), target.double().numpy())
+    return torch.from_numpy(view).float()
 
 
 def height_field(x: Tensor, y: Tensor) -> Tensor:

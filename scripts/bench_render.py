@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gs_backend.dataset.render_run import RenderOptions, render_dataset
@@ -120,8 +119,7 @@ def bench_bare(scenario_path: Path, device: torch.device) -> list[float]:
         scene = Gaussians.concat(parts)
         cam = frame.camera
         w2c = torch.as_tensor(cam.world_to_camera, dtype=torch.float32, device=device)
-        center = torch.as_tensor(np.linalg.inv(cam.world_to_camera)[:3, 3],
-                                 dtype=torch.float32, device=device)
+        center = torch.as_tensor(cam.center, dtype=torch.float32, device=device)
         colors = torch.cat([gaussian_colors(scene.sh, scene.means, center),
                             torch.cat(channels)], dim=1)
         K = torch.as_tensor(cam.K, dtype=torch.float32, device=device)

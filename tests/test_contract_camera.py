@@ -153,3 +153,20 @@ def test_to_json_is_the_scenario_camera_block():
     block = PinholeCamera(8, 6, K, np.eye(4)).to_json()
     assert block == {"width": 8, "height": 6, "K": K.tolist(),
                      "world_to_camera": np.eye(4).tolist()}
+
+
+def test_center_is_where_the_camera_frame_has_its_origin():
+    """The centre maps to the camera-frame origin, and is the translation of Blender's
+    camera matrix (the way back)."""
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        q = rng.normal(size=4)
+        w, x, y, z = q / np.linalg.norm(q)
+        rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                             [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                             [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+        w2c = np.eye(4)
+        w2c[:3, :3], w2c[:3, 3] = rotation, rng.normal(size=3) * 5
+        camera = PinholeCamera(8, 6, np.eye(3), w2c)
+        assert np.allclose(w2c @ np.append(camera.center, 1.0), [0, 0, 0, 1], atol=1e-12)
+        assert np.allclose(camera_matrix_world_from(w2c)[:3, 3], camera.center, atol=1e-12)

@@ -14,12 +14,6 @@ from bpy.types import Context, Panel, UILayout, UIList
 CATEGORY = "GS Dataset"
 
 
-def _is_proxy(obj: bpy.types.Object | None) -> bool:
-    """A mesh with a ``gs_index`` attribute (same test as proxy_mesh.is_proxy, no numpy)."""
-    return (obj is not None and obj.type == 'MESH'
-            and obj.data.attributes.get("gs_index") is not None)
-
-
 def image_size(scene: bpy.types.Scene) -> tuple[int, int]:
     """The rendered image size in pixels: resolution x percentage, as Blender computes it."""
     from gs_contract.camera import CameraConversionError, render_size
@@ -81,8 +75,10 @@ class GSDS_PT_object(_SidebarTab, Panel):
         layout = self.layout
         layout.use_property_split = True
         layout.use_property_decorate = False
+        from .proxy_mesh import is_proxy
+
         obj = context.object
-        if not _is_proxy(obj):
+        if not is_proxy(obj):
             layout.label(text=f"{obj.name} is not a Gaussian splat proxy", icon='INFO')
             layout.operator("gsds.import_ply", text="Import Gaussian Splat", icon='IMPORT')
             return
