@@ -491,9 +491,11 @@ def test_ctrl_c_at_every_stage(tmp_path, monkeypatch, capsys, restore_sigint, st
     assert_resumable(scenario, out, 4)
 
 
-def test_unwritable_output_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys):
-    """Disk full while writing a frame on resume: exit 2, one line naming the file; the
-    frames and the dataset files already there are kept."""
+@pytest.mark.parametrize("code", ["ENOSPC", "EACCES", "EROFS"])
+def test_unwritable_output_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys, code):
+    """Disk full, a read-only subfolder (what root, running CI, cannot make with chmod) or
+    a read-only file system while writing a frame on resume: exit 2, one line naming the
+    file; the frames and the dataset files already there are kept."""
     import errno
 
     from gs_backend.dataset import frame_outputs
@@ -507,7 +509,7 @@ def test_unwritable_output_is_one_line_and_loses_nothing(tmp_path, monkeypatch, 
 
     def full_disk(path, data):
         if Path(path).stem == "frame_0003" and "masks" in Path(path).parts:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
         return real(path, data)
 
     monkeypatch.setattr(frame_outputs, "write_bytes_atomic", full_disk)
@@ -516,7 +518,8 @@ def test_unwritable_output_is_one_line_and_loses_nothing(tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip().splitlines()
     split = assign_splits([f"frame_{i:04d}" for i in range(1, 5)], 0.2, 0)["frame_0003"]
     mask = out / "masks" / split / "frame_0003.png"
-    assert err == [f"gs-backend: error: {mask}: cannot write: No space left on device "
+    assert err == [f"gs-backend: error: {mask}: cannot write: "
+                   f"{os.strerror(getattr(errno, code))} "
                    "(finished frames are kept: fix this and run the same command to resume)"]
     assert (out / "manifest.json").read_text() == manifest_before
     monkeypatch.undo()
