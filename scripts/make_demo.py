@@ -12,6 +12,8 @@
    ``gs-backend render``). With ``--no-blender`` the backend renders DIR/scenario.json
    directly instead (for a backend-only install).
 4. DIR/contact_sheet.png: every frame with its boxes, classes and mask outlines.
+5. dist/gs_dataset_studio-<version>.zip: the Blender extension (with the ``gs_contract``
+   wheel it bundles), to install in Blender and open demo.blend with.
 
 Open DIR/demo.blend in Blender (with the extension installed), move an instrument or
 the camera, and render again from the sidebar's GS Dataset tab or with
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blender-python", type=Path, default=DEFAULT_BLENDER_PYTHON,
                         metavar="PYTHON", help="a Python with the bpy module (default: the "
                                                "checkout's .venv-blender)")
+    parser.add_argument("--extension-dir", type=Path, default=REPO / "dist", metavar="DIR",
+                        help="where to build the Blender extension zip (default: dist/)")
     parser.add_argument("--no-blender", action="store_true",
                         help="skip Blender: render the demo scenario with the backend only")
     args = parser.parse_args(argv)
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[{steps}/{steps}] drawing the contact sheet {sheet}")
     make_contact_sheet(dataset, sheet)
 
+    extension = _build_extension(args.extension_dir)
+
     elapsed = time.perf_counter() - started
     print(f"\ndone in {elapsed:.0f} s")
     print(f"  scenario:      {scenario}")
@@ -98,7 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  assets:        {out / 'assets'}")
     print(f"  dataset:       {dataset}  (images/, labels/, masks/, annotations/, data.yaml)")
     print(f"  contact sheet: {sheet}")
+    print(f"  extension:     {extension}  (Blender 4.2+: Edit > Preferences > Get Extensions >"
+          " Install from Disk; bundles the gs_contract wheel)")
     return 0
+
+
+def _build_extension(out_dir: Path) -> Path:
+    """The Blender extension zip (and the gs_contract wheel it bundles) in ``out_dir``."""
+    scripts = str(Path(__file__).resolve().parent)
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    import build_extension
+
+    return build_extension.build(out_dir)
 
 
 def _through_blender(args: argparse.Namespace, scenario: Path, dataset: Path,

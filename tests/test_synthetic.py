@@ -415,15 +415,19 @@ BLENDER_PYTHON = Path(__file__).resolve().parents[1] / ".venv-blender" / "bin" /
 
 def test_make_demo_renders_and_resumes(tmp_path, capsys):
     make_demo = _load_make_demo()
-    argv = ["--out", str(tmp_path), "--no-blender", *TOY_DEMO]
+    argv = ["--out", str(tmp_path), "--no-blender", "--extension-dir", str(tmp_path / "dist"),
+            *TOY_DEMO]
     assert make_demo.main(argv) == 0
+    out = capsys.readouterr().out
+    [extension] = (tmp_path / "dist").glob("gs_dataset_studio-*.zip")  # with its wheel
+    assert f"extension:     {extension}" in out
     manifest = json.loads((tmp_path / "dataset" / "manifest.json").read_text())
     assert [f["name"] for f in manifest["frames"]] == ["frame_0001", "frame_0002", "frame_0003"]
     images = sorted((tmp_path / "dataset" / "images").rglob("*.png"))
     assert len(images) == 3
     sheet = (tmp_path / "contact_sheet.png")
     assert sheet.is_file()
-    assert str(sheet) in capsys.readouterr().out
+    assert str(sheet) in out
     before = {p: p.stat().st_mtime_ns for p in images + sorted(tmp_path.glob("assets/*.ply"))}
     assert make_demo.main(argv) == 0  # resumes: nothing is rebuilt or re-rendered
     assert {p: p.stat().st_mtime_ns for p in before} == before
@@ -442,8 +446,9 @@ def test_make_demo_through_blender_matches_the_scenario(tmp_path):
     instances in the same places as rendering the demo scenario directly."""
     make_demo = _load_make_demo()
     direct, blender = tmp_path / "direct", tmp_path / "blender"
-    assert make_demo.main(["--out", str(direct), "--no-blender", *TOY_DEMO]) == 0
-    assert make_demo.main(["--out", str(blender), *TOY_DEMO]) == 0
+    dist = ["--extension-dir", str(tmp_path / "dist")]
+    assert make_demo.main(["--out", str(direct), "--no-blender", *dist, *TOY_DEMO]) == 0
+    assert make_demo.main(["--out", str(blender), *dist, *TOY_DEMO]) == 0
     assert (blender / "demo.blend").is_file()
     assert (blender / "contact_sheet.png").is_file()
     exported = json.loads((blender / "dataset" / "scenario.json").read_text())
@@ -467,7 +472,7 @@ def test_make_demo_through_blender_matches_the_scenario(tmp_path):
     # Again: demo.blend (which a person may have edited) is kept, nothing re-renders.
     files = [blender / "demo.blend", *sorted((blender / "dataset" / "images").rglob("*.png"))]
     before = {p: p.stat().st_mtime_ns for p in files}
-    assert make_demo.main(["--out", str(blender), *TOY_DEMO]) == 0
+    assert make_demo.main(["--out", str(blender), *dist, *TOY_DEMO]) == 0
     assert {p: p.stat().st_mtime_ns for p in files} == before
 
 
