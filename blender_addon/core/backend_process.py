@@ -100,6 +100,16 @@ def backend_argv(command: str | None) -> list[str]:
     return argv
 
 
+def backend_env() -> dict[str, str]:
+    """The environment of a backend child: this process's, unbuffered, without Blender's
+    ``PYTHONHOME`` / ``PYTHONPATH`` (they must not leak into the backend's venv)."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def _is_python(program: str) -> bool:
     name = Path(program).name.lower()
     if name.endswith(".exe"):
@@ -183,6 +193,10 @@ class BackendJob:
     Use :meth:`start`; then call :meth:`poll` (non-blocking) until ``state.finished``.
     ``out_dir`` (and ``fingerprint``, the scenario's content hash) let the job check the
     dataset before it reports success.
+
+    Another backend command reuses the process handling (process group, cancelling,
+    stderr tail, end of job) by overriding two hooks: :meth:`_stdout_line` (what a line
+    of stdout means) and :meth:`_check_result` (whether an exit 0 delivered its output).
     """
 
     def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
@@ -229,21 +243,21 @@ class BackendJob:
         """Start ``command render scenario --out out_dir`` (see :func:`backend_argv`)."""
         argv = render_argv(backend_argv(command), scenario, out_dir, device=device,
                            overwrite=overwrite, frames=frames)
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into a venv
-        env.pop("PYTHONPATH", None)
-        return cls(argv, env=env, out_dir=out_dir, fingerprint=fingerprint)
+        return cls(argv, env=backend_env(), out_dir=out_dir, fingerprint=fingerprint)
 
     # --- reader threads -------------------------------------------------------------
 
     def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            event = decode_event(line)
-            if event is not None:
-                self._events.put(event)
+            self._stdout_line(line)
         self._events.put(None)  # end of stream
+
+    def _stdout_line(self, line: str) -> None:
+        """One line of the backend's stdout (reader thread): a progress event, queued."""
+        event = decode_event(line)
+        if event is not None:
+            self._events.put(event)
 
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
@@ -310,13 +324,14 @@ class BackendJob:
         state.finished = True
         state.returncode = returncode
         if returncode == ExitCode.OK:
-            state.error = self._missing_dataset()
+            state.error = self._check_result()
         elif not state.error:
             last = self._stderr[-1] if self._stderr else None
             state.error = last or f"the backend exited with code {returncode}"
 
-    def _missing_dataset(self) -> str | None:
-        """Why the dataset the backend reported is not there (None when it is)."""
+    def _check_result(self) -> str | None:
+        """Why the dataset the backend reported is not there (None when it is); called
+        once, after a successful exit, with stdout read."""
         if self.out_dir is None:
             return None
         manifest_path = DatasetLayout(self.out_dir).manifest
