@@ -17,6 +17,8 @@ builder, the camera conversion), ``blender/`` the modules that use bpy, one conc
 * ``operators_export``: ``gsds.export_scenario``.
 * ``render_job`` (with ``core.render_job``): the session's dataset render;
   ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
+* ``extract_job`` (with ``core.extract_job``): the session's instrument extraction;
+  ``operators_extract``: ``gsds.extract_instrument``, ``gsds.cancel_extract``.
 * ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.
 * ``path_remap``: keeps ``//`` source paths valid when the .blend is saved elsewhere.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from .blender import (
     operators_export,
+    operators_extract,
     operators_import,
     operators_render,
     panels,
@@ -40,7 +43,7 @@ from .blender import (
 
 # Registration order: data first, then the operators using it, then the UI drawing both.
 _MODULES = (preferences, properties, path_remap, operators_import, operators_export,
-            operators_render, panels)
+            operators_render, operators_extract, panels)
 
 
 def register() -> None:

@@ -108,6 +108,51 @@ class GSDS_PT_object(_SidebarTab, Panel):
         layout.prop(settings, "display_density", slider=True)
 
 
+class GSDS_PT_extract(_SidebarTab, Panel):
+    """Extract Instrument (a sub-panel of Splat Object): crop volumes, the operator,
+    progress and the last summary."""
+
+    bl_idname = "GSDS_PT_extract"
+    bl_label = "Extract Instrument"
+    bl_parent_id = "GSDS_PT_object"
+    bl_options = {'DEFAULT_CLOSED'}  # noqa: RUF012 (Blender wants a set)
+
+    @classmethod
+    def poll(cls, context: Context) -> bool:
+        from .proxy_mesh import is_proxy
+
+        return is_proxy(context.object)
+
+    def draw(self, context: Context) -> None:
+        from .extract_job import crop_empties
+
+        layout = self.layout
+        state = context.window_manager.gsds_extract
+        if state.is_running:
+            layout.label(text=state.status, icon='TIME')
+            layout.operator("gsds.cancel_extract", text="Cancel", icon='CANCEL')
+        else:
+            volumes, _ = crop_empties(context)
+            col = layout.column(align=True)
+            for empty in volumes:
+                row = col.row(align=True)
+                row.label(text=empty.name, icon=EMPTY_ICONS[empty.empty_display_type])
+                row.prop(empty, "gsds_crop", expand=True)
+            if not volumes:
+                col.label(text="Crop: select Cube, Sphere or Circle empties too", icon='INFO')
+            row = layout.row(align=True)
+            row.operator("gsds.extract_instrument", icon='MOD_MASK').auto = True
+            if volumes:
+                row.operator("gsds.extract_instrument", text="Crop Only").auto = False
+            if state.status:
+                layout.label(text=state.status)
+        if state.last_summary:
+            layout.box().label(text=state.last_summary, icon='INFO')
+
+
+EMPTY_ICONS = {'CUBE': 'MESH_CUBE', 'SPHERE': 'MESH_UVSPHERE', 'CIRCLE': 'MESH_CYLINDER'}
+
+
 class GSDS_PT_dataset(_SidebarTab, Panel):
     """Scene-level dataset settings: classes, output, frames, label kinds."""
 
@@ -185,7 +230,8 @@ def draw_status_bar(self, context: Context) -> None:
     draw_progress(row, session, ring=True)
 
 
-classes = (GSDS_UL_classes, GSDS_PT_object, GSDS_PT_dataset, GSDS_PT_render)
+classes = (GSDS_UL_classes, GSDS_PT_object, GSDS_PT_extract, GSDS_PT_dataset,
+           GSDS_PT_render)
 
 
 def register() -> None:
