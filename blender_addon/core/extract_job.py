@@ -55,8 +55,9 @@ _EMPTY_FROM_VOLUME: dict[Shape, np.ndarray] = {
                           [0.0, 1.0, 0.0, 0.0],
                           [0.0, 0.0, 0.0, 1.0]]),
 }
-# A volume whose matrix is this close to singular (relative to its size) keeps nothing.
-_SINGULAR = 1e-12
+# A matrix with a condition number this large (a zero scale: infinite) is not invertible.
+# Any size is fine: SfM captures come in any units.
+_ILL_CONDITIONED = 1e12
 
 
 class ExtractError(Exception):
@@ -108,9 +109,7 @@ def capture_from_volume(world_from_capture: Any, world_from_empty: Any, display_
         raise ExtractError(f"crop empty {name!r}: its display size must be > 0")
     for matrix, what in ((proxy, "the splat object's transform"),
                          (empty, f"crop empty {name!r}'s transform")):
-        scale = float(np.abs(matrix[:3, :3]).max(initial=0.0))
-        if not np.isfinite(matrix).all() or \
-                abs(np.linalg.det(matrix[:3, :3])) <= _SINGULAR * max(scale, 1.0) ** 3:
+        if not np.isfinite(matrix).all() or not np.linalg.cond(matrix[:3, :3]) < _ILL_CONDITIONED:
             raise ExtractError(f"{what} is not invertible (a zero scale?)")
     sized = np.diag([size, size, size, 1.0])
     return np.linalg.inv(proxy) @ empty @ sized @ _EMPTY_FROM_VOLUME[shape]
