@@ -20,7 +20,9 @@ import pytest
 from gs_contract.splats.inria import save_inria_ply
 from tests.test_addon_numpy2 import addon_module
 
-pytestmark = pytest.mark.filterwarnings("error")  # numpy 2 deprecations included
+# numpy 2 deprecations are errors here (as in test_addon_numpy2.py).
+pytestmark = [pytest.mark.filterwarnings("error::DeprecationWarning"),
+              pytest.mark.filterwarnings("error::FutureWarning")]
 ej = addon_module("core.extract_job")
 FAKE = Path(__file__).parent / "blender" / "fake_extract_backend.py"
 
