@@ -115,7 +115,6 @@ class GSDS_PT_extract(_SidebarTab, Panel):
     bl_idname = "GSDS_PT_extract"
     bl_label = "Extract Instrument"
     bl_parent_id = "GSDS_PT_object"
-    bl_options = {'DEFAULT_CLOSED'}  # noqa: RUF012 (Blender wants a set)
 
     @classmethod
     def poll(cls, context: Context) -> bool:
