@@ -15,6 +15,8 @@ builder, the camera conversion), ``blender/`` the modules that use bpy, one conc
 * ``proxy_mesh``, ``operators_import``: ``gsds.import_ply`` (files read by
   ``gs_contract.splats``).
 * ``operators_export``: ``gsds.export_scenario``.
+* ``operators_parts``: ``gsds.split_part`` (a proxy's selected vertices become a part
+  object of the same instrument instance).
 * ``render_job`` (with ``core.render_job``): the session's dataset render;
   ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
 * ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.
@@ -31,6 +33,7 @@ from __future__ import annotations
 from .blender import (
     operators_export,
     operators_import,
+    operators_parts,
     operators_render,
     panels,
     path_remap,
@@ -40,7 +43,7 @@ from .blender import (
 
 # Registration order: data first, then the operators using it, then the UI drawing both.
 _MODULES = (preferences, properties, path_remap, operators_import, operators_export,
-            operators_render, panels)
+            operators_parts, operators_render, panels)
 
 
 def register() -> None:
