@@ -77,6 +77,7 @@ def split_part(obj: Object, selected: np.ndarray, pivot: Vector, name: str = "")
     part = obj.copy()  # role, class, source, display modifier
     part.data = part_mesh
     part.name = name.strip() or f"{obj.name} part"
+    part_mesh.name = part.name
     part.animation_data_clear()  # it follows the original through its parent
     part.constraints.clear()
     for collection in obj.users_collection:
@@ -143,7 +144,8 @@ class GSDS_OT_split_part(Operator):
 
     def execute(self, context: Context) -> set[str]:
         obj = context.active_object
-        if obj.mode == 'EDIT':
+        was_editing = obj.mode == 'EDIT'
+        if was_editing:
             bpy.ops.object.mode_set(mode='OBJECT')  # writes the edit mesh back
         selected = selected_vertices(obj.data)
         if self.pivot == 'CURSOR':
@@ -157,6 +159,8 @@ class GSDS_OT_split_part(Operator):
         try:
             part = split_part(obj, selected, pivot, self.name)
         except SplitError as exc:
+            if was_editing:
+                bpy.ops.object.mode_set(mode='EDIT')
             self.report({'ERROR'}, str(exc))
             return {'CANCELLED'}
         for other in context.selected_objects:

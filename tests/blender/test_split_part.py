@@ -112,7 +112,8 @@ def test_split_moves_the_selection_into_a_part_of_the_same_instance(grasper):
     obj, cols = grasper
     before = world_points(obj)
     part = split_in_edit_mode(obj, range(SHAFT, SHAFT + JAW))
-    assert part is not obj and part.name == "grasper part" and part.mode == 'OBJECT'
+    assert part is not obj and part.name == part.data.name == "grasper part"
+    assert part.mode == 'OBJECT'
     assert obj.mode == 'OBJECT' and part.select_get() and not obj.select_get()
     assert sorted(gs_index(part)) == list(range(SHAFT, SHAFT + JAW))
     assert sorted(gs_index(obj)) == list(range(SHAFT))
@@ -153,6 +154,12 @@ def test_split_refuses_an_empty_or_full_selection(grasper):
         with pytest.raises(RuntimeError, match=r"select the vertices|every vertex"):
             bpy.ops.gsds.split_part()
     assert len(obj.data.vertices) == SHAFT + JAW and len(bpy.data.objects) == 2
+    bpy.ops.object.mode_set(mode='EDIT')
+    bpy.ops.mesh.select_all(action='DESELECT')
+    with pytest.raises(RuntimeError, match=r"select the vertices"):
+        bpy.ops.gsds.split_part()
+    assert obj.mode == 'EDIT'  # a refused split leaves the user where they were
+    bpy.ops.object.mode_set(mode='OBJECT')
 
 
 def test_posed_part_exports_complementary_keeps_and_the_files_pose(grasper, tmp_path):
