@@ -15,6 +15,8 @@ builder, the camera conversion), ``blender/`` the modules that use bpy, one conc
 * ``proxy_mesh``, ``operators_import``: ``gsds.import_ply`` (files read by
   ``gs_contract.splats``).
 * ``operators_export``: ``gsds.export_scenario``.
+* ``operators_parts``: ``gsds.split_part`` (a proxy's selected vertices become a part
+  object of the same instrument instance).
 * ``render_job`` (with ``core.render_job``): the session's dataset render;
   ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
 * ``extract_job`` (with ``core.extract_job``): the session's instrument extraction;
@@ -34,6 +36,7 @@ from .blender import (
     operators_export,
     operators_extract,
     operators_import,
+    operators_parts,
     operators_render,
     panels,
     path_remap,
@@ -43,7 +46,7 @@ from .blender import (
 
 # Registration order: data first, then the operators using it, then the UI drawing both.
 _MODULES = (preferences, properties, path_remap, operators_import, operators_export,
-            operators_render, operators_extract, panels)
+            operators_parts, operators_render, operators_extract, panels)
 
 
 def register() -> None:

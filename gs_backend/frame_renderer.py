@@ -1,9 +1,10 @@
 """Turn one scenario frame into images: RGB, instrument weights, depth, amodal alphas.
 
 One rasterization pass per frame renders RGB plus one weight channel per
-instrument (its Gaussians carry 1 in their channel, everything else 0), so the
-visible masks come from exactly the same compositing as the picture
-(DESIGN contract 3). Amodal masks, when asked for, render each instrument alone.
+instrument instance (the Gaussians of all its parts carry 1 in its channel,
+everything else 0), so the visible masks come from exactly the same compositing as
+the picture (DESIGN contract 3). Amodal masks, when asked for, render each instance
+(all its parts present in the frame) alone.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ class FrameImages:
 
     Attributes:
         rgb: ``[H, W, 3]`` float32 composited colour (background included), not clipped.
-        weights: ``[H, W, K]`` float32 accumulated weight of each instrument, K = number of
-            instruments in the scenario (channel k = instance id k+1).
+        weights: ``[H, W, K]`` float32 accumulated weight of each instrument instance,
+            K = number of instances in the scenario (channel k = instance id k+1).
         alpha: ``[H, W]`` float32 accumulated opacity of everything.
         depth: ``[H, W]`` float32 expected depth (camera z, scene units), or None.
-        amodal: instance id -> ``[H, W]`` float32 opacity of that instrument rendered alone,
-            for the instruments present in the frame (only when asked for).
+        amodal: instance id -> ``[H, W]`` float32 opacity of that instance (its parts
+            present in the frame) rendered alone, for the instances with at least one
+            part present (only when asked for).
     """
 
     rgb: np.ndarray
@@ -105,7 +107,7 @@ class FrameRenderer:
         self.assets = assets
         self.device = device
         self.backend = backend
-        self.num_instruments = len(scenario.instruments)
+        self.num_instances = len(scenario.instances)
         self._pose_cache: dict[str, tuple[bytes, Gaussians]] = {}
 
     def posed(self, object_name: str, pose: Similarity) -> Gaussians:
@@ -131,8 +133,8 @@ class FrameRenderer:
         # of low-degree assets) and its weight channels; concatenated once.
         parts: list[Gaussians] = []
         features: list[Tensor] = []
-        present_instruments: dict[int, Gaussians] = {}
-        K_inst = self.num_instruments
+        present_parts: dict[int, list[Gaussians]] = {}
+        K_inst = self.num_instances
         for name, obj in scenario.objects.items():
             if name not in frame.poses:
                 continue
@@ -140,7 +142,7 @@ class FrameRenderer:
             weights = torch.zeros(g.count, K_inst, dtype=torch.float32, device=self.device)
             if obj.instance_id is not None:
                 weights[:, obj.instance_id - 1] = 1.0
-                present_instruments[obj.instance_id] = g
+                present_parts.setdefault(obj.instance_id, []).append(g)
             parts.append(g)
             features.append(torch.cat([gaussian_colors(g.sh, g.means, camera_center), weights],
                                       dim=1))
@@ -165,7 +167,8 @@ class FrameRenderer:
 
         amodal: dict[int, np.ndarray] = {}
         if out.amodal:
-            for instance_id, g in present_instruments.items():
+            for instance_id, instance_parts in present_parts.items():
+                g = Gaussians.concat(instance_parts)
                 alone = rasterize(
                     g.means, g.quats, g.scales, g.opacities,
                     torch.ones(g.count, 1, device=self.device), viewmat, K,

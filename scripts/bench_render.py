@@ -112,7 +112,7 @@ def bench_bare(scenario_path: Path, device: torch.device) -> list[float]:
             if name in frame.poses:
                 g = renderer.posed(name, frame.similarities[name])
                 parts.append(g)
-                ch = torch.zeros(g.count, renderer.num_instruments, device=device)
+                ch = torch.zeros(g.count, renderer.num_instances, device=device)
                 if obj.instance_id is not None:
                     ch[:, obj.instance_id - 1] = 1
                 channels.append(ch)

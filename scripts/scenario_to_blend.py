@@ -4,7 +4,9 @@
     blender -b --python scripts/scenario_to_blend.py -- SCENARIO.json --out SCENE.blend
 
 Every asset an object uses is imported with ``gsds.import_ply`` (one point proxy per
-object, named like the scenario's object, with its role and class); the camera and
+object, named like the scenario's object, with its role, class and ``instance``, and
+only the Gaussians of its asset's ``keep`` list, so the parts of a split instrument
+come back as parts); the camera and
 each object get a keyframe per scenario frame (scene frames 1..F) from the frame's
 ``world_to_camera`` and ``poses``; an object missing from a frame's ``poses`` gets
 ``hide_render`` keyed on in that frame. Exporting the saved scene gives back the same
@@ -17,7 +19,7 @@ and the ``output`` settings the add-on has (image format, YOLO task, COCO, masks
 amodal, depth, validation fraction). Not carried, with a note on stderr when set to
 anything but the default: ``render.background``, ``render.sh_degree``,
 ``render.antialiased``, ``output.split_seed``, ``output.min_visible_pixels``,
-``output.mask_threshold`` and the assets' ``keep`` lists (all Gaussians are imported).
+``output.mask_threshold``.
 
 The scenario is read and checked by ``gs_contract.scenario.load_scenario``, the
 backend's own reader, before Blender is touched: a file the backend would refuse is
@@ -56,6 +58,7 @@ from addon_loader import addon_module, addon_package, release_addon, script_argv
 from gs_contract.errors import InputError
 from gs_contract.pose import Similarity, similarity_from_matrix
 from gs_contract.scenario import (
+    ROLE_INSTRUMENT,
     OutputSettings,
     RenderSettings,
     Scenario,
@@ -101,9 +104,12 @@ def quaternion_track(rotations: list[np.ndarray]) -> list[np.ndarray]:
 # building the scene
 
 
-def import_objects(scenario: Scenario, roles: dict[str, str]) -> dict[str, Any]:
+def import_objects(package: ModuleType, scenario: Scenario,
+                   roles: dict[str, str]) -> dict[str, Any]:
     """Import one proxy per scenario object; return Blender objects by scenario name.
-    ``roles``: scenario role -> ``Object.gsds.role``."""
+    ``roles``: scenario role -> ``Object.gsds.role``. A proxy keeps only the Gaussians
+    of its asset's ``keep`` list; an instrument gets its ``instance`` when it has one."""
+    delete_vertices = addon_module(package, "blender.operators_parts").delete_vertices
     for name in scenario.classes:
         bpy.ops.gsds.class_add(name=name)
     objects = {}
@@ -116,8 +122,21 @@ def import_objects(scenario: Scenario, roles: dict[str, str]) -> dict[str, Any]:
         obj = bpy.context.view_layer.objects.active
         obj.name = name
         obj.data.name = name
+        instance = scenario.raw["objects"][name].get("instance")
+        if spec.role == ROLE_INSTRUMENT and instance:
+            obj.gsds.instance = instance
+        keep = scenario.assets[spec.asset].keep
+        if keep is not None:
+            delete_vertices(obj.data, ~np.isin(proxy_index(obj.data), keep))
         objects[name] = obj
     return objects
+
+
+def proxy_index(mesh: Any) -> np.ndarray:
+    """The proxy's ``gs_index`` values ``[N]`` (the file row of each vertex)."""
+    index = np.empty(len(mesh.vertices), dtype=np.int32)
+    mesh.attributes["gs_index"].data.foreach_get("value", index)
+    return index
 
 
 def setup_camera(scenario: Scenario, intrinsics: ModuleType) -> Any:
@@ -173,8 +192,6 @@ def settings_not_carried(scenario: Scenario) -> list[str]:
             if getattr(parsed[block], key) != getattr(defaults[block], key):
                 value = scenario.raw[block][key]
                 notes.append(f"{block}.{key} = {json.dumps(value)}")
-    notes += [f"assets.{name}.keep" for name, asset in scenario.assets.items()
-              if asset.keep is not None]
     return notes
 
 
@@ -223,7 +240,7 @@ def build_scene(package: ModuleType, scenario: Scenario, output_dir: str) -> Non
     scene = bpy.context.scene
     roles = {name: key for key, name in
              addon_module(package, "blender.scene_gather").ROLE_NAMES.items()}
-    objects = import_objects(scenario, roles)
+    objects = import_objects(package, scenario, roles)
     import gs_contract.camera as intrinsics  # importable once the add-on is
     camera = setup_camera(scenario, intrinsics)
     scene.frame_start, scene.frame_end = 1, len(frames)

@@ -102,11 +102,14 @@ def crop_volumes(proxy: Object, empties: list[Object]) -> list[CropVolume]:
     import numpy as np
 
     from ..core.extract_job import EMPTY_SHAPES, CropVolume, capture_from_volume
+    from ..core.proxy_pose import world_from_file
 
+    world_from_capture = world_from_file(np.array(proxy.matrix_world),
+                                         np.array(proxy.gsds.source_origin))
     volumes = []
     for empty in empties:
         shape = EMPTY_SHAPES[empty.empty_display_type]
-        matrix = capture_from_volume(np.array(proxy.matrix_world), np.array(empty.matrix_world),
+        matrix = capture_from_volume(world_from_capture, np.array(empty.matrix_world),
                                      empty.empty_display_size, shape, empty.name)
         mode = "remove" if empty.gsds_crop == 'REMOVE' else "keep"
         volumes.append(CropVolume(shape, mode, matrix, empty.name))

@@ -36,6 +36,18 @@ def draw_progress(layout: UILayout, session, *, ring: bool = False) -> None:
         layout.label(text=text, icon='RENDER_ANIMATION')
 
 
+def instance_parts(scene: bpy.types.Scene, obj: bpy.types.Object) -> list[str]:
+    """Names of the scene's instruments that form one instance with ``obj`` (itself
+    included), sorted: those whose instance name (``gsds.instance``, or the object's
+    own name when empty) is ``obj``'s."""
+    def key(o: bpy.types.Object) -> str:
+        return o.gsds.instance.strip() or o.name
+
+    mine = key(obj)
+    return sorted(o.name for o in scene.objects
+                  if o.gsds.role == 'INSTRUMENT' and key(o) == mine)
+
+
 class GSDS_UL_classes(UIList):
     """The scene's class list: index (= class id in the labels) and editable name."""
 
@@ -89,6 +101,13 @@ class GSDS_PT_object(_SidebarTab, Panel):
         row.prop(settings, "class_name", icon='BOOKMARKS')
         if settings.role == 'INSTRUMENT' and not settings.class_name.strip():
             layout.label(text="Set a class: instruments are labelled with it", icon='ERROR')
+        if settings.role == 'INSTRUMENT':
+            layout.prop(settings, "instance", icon='LINKED')
+            parts = instance_parts(context.scene, obj)
+            if len(parts) > 1:
+                layout.label(text=f"One instance with {', '.join(parts)}", icon='INFO')
+            if obj.mode == 'EDIT':
+                layout.operator("gsds.split_part", icon='MOD_EXPLODE')
 
         box = layout.box()
         col = box.column(align=True)

@@ -3,7 +3,8 @@
 plus the two small operators that edit the scene's class list.
 
 These names are the add-on's scripting surface (DESIGN.md, contract 6): scripts and the
-exporter read ``obj.gsds.role``, ``obj.gsds.class_name`` and ``scene.gsds.*``. The render
+exporter read ``obj.gsds.role``, ``obj.gsds.class_name``, ``obj.gsds.instance`` and
+``scene.gsds.*``. The render
 state lives on the window manager, whose properties Blender never saves: a .blend saved
 mid-render does not open as "rendering".
 """
@@ -16,6 +17,7 @@ from bpy.props import (
     CollectionProperty,
     EnumProperty,
     FloatProperty,
+    FloatVectorProperty,
     IntProperty,
     PointerProperty,
     StringProperty,
@@ -130,6 +132,18 @@ class GSDS_ObjectSettings(PropertyGroup):
         description="Class of this instrument; a new name joins the scene's class list",
         search=_class_name_search, search_options={'SUGGESTION', 'SORT'},
         update=_class_name_update,
+    )
+    instance: StringProperty(
+        name="Instance",
+        description="Parts of one instrument (shaft, jaws) share one instance name: they "
+        "get one mask value, one box and one label, so they must share a class. Empty: "
+        "this object is an instrument of its own",
+    )
+    source_origin: FloatVectorProperty(
+        name="Source Origin", size=3, subtype='TRANSLATION',
+        description="The point of the source file's coordinates at this proxy's origin "
+        "(a part split off with its origin at its pivot); the mesh holds the Gaussian "
+        "centres minus this point, and the export poses the file accordingly",
     )
     source_path: StringProperty(
         name="Source File", subtype='FILE_PATH', options=BLEND_RELATIVE_PATH,

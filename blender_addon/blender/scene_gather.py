@@ -16,7 +16,12 @@ Everything here reads Blender; nothing builds JSON. The rules (DESIGN contract 6
   targets (recursively), plus camera-binding markers; with no keyframe at all, the
   current frame alone.
 - proxy vertices carry the INT point attribute ``gs_index``; when some rows of the
-  source file are missing the object gets a ``keep`` list.
+  source file are missing the object gets a ``keep`` list;
+- a proxy's mesh holds the Gaussian centres minus ``gsds.source_origin`` (zero, except
+  for a part split off with its origin at its pivot), so its pose (source file ->
+  world) is ``matrix_world @ translation(-source_origin)``;
+- an instrument's ``gsds.instance`` (stripped; empty = none) is exported as its
+  ``instance``; on a background it is ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from gs_contract.camera import CameraConversionError, PinholeCamera
 from gs_contract.scenario import ROLE_BACKGROUND, ROLE_INSTRUMENT
 
 from ..core.camera_intrinsics import camera_from_blender
+from ..core.proxy_pose import world_from_file
 from ..core.scenario_builder import GatheredObject, GatheredScene, ScenarioExportError
 
 FramesMode = Literal["ALL", "KEYFRAMES"]
@@ -96,12 +102,13 @@ def gather_object(obj: Any) -> GatheredObject:
     if not os.path.isfile(source):
         raise ScenarioExportError(f"object {obj.name!r}: source file not found: {source}")
     class_name = props.class_name.strip() if role == ROLE_INSTRUMENT else None
+    instance = (props.instance.strip() or None) if role == ROLE_INSTRUMENT else None
     if role == ROLE_INSTRUMENT and not class_name:
         raise ScenarioExportError(
             f"instrument {obj.name!r} has no class name: set one in the 3D viewport's "
             "sidebar (N) > GS Dataset > Splat Object")
     return GatheredObject(name=obj.name, role=role, source_path=source,
-                          class_name=class_name, keep=proxy_keep(obj))
+                          class_name=class_name, keep=proxy_keep(obj), instance=instance)
 
 
 def proxy_keep(obj: Any) -> np.ndarray | None:
@@ -325,6 +332,9 @@ def _sample_frames(scene: Any, splat_objects: list[Any], rendered: set[str],
             visible[f] = in_render & ~hidden[rows]
     finally:
         scene.frame_set(current)
+    origins = np.array([tuple(o.gsds.source_origin) for o in splat_objects],
+                       dtype=np.float64).reshape(-1, 3)
+    poses = world_from_file(poses, origins[None])
     poses[~visible] = np.eye(4)
     return cameras, poses, visible, clip
 

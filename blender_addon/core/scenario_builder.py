@@ -10,7 +10,9 @@ Decisions (documented for users in the README):
   then any instrument class name not in it, in order of first appearance (DESIGN
   contract 6: "a new name joins them").
 - ``objects`` are keyed by Blender object name, backgrounds first, then instruments,
-  each group sorted by name; instrument instance ids therefore follow name order.
+  each group sorted by name; instrument instance ids therefore follow name order (the
+  parts of one instance at the position of their first part). An instrument's
+  ``instance`` is written only when it is set.
 - One asset per distinct (source file, ``keep`` set): objects sharing a file and the
   same kept Gaussians share the asset. Asset names come from the file stem.
 - ``ply`` paths are relative to the scenario's folder when possible (same drive),
@@ -60,7 +62,8 @@ class GatheredObject:
     """A splat object as the scenario needs it.
 
     ``source_path``: absolute path of the Gaussian file. ``keep``: sorted unique file
-    rows still present on the proxy (``None`` = all of them).
+    rows still present on the proxy (``None`` = all of them). ``instance``: the name of
+    the instance this instrument is a part of (``None``: its own).
     """
 
     name: str
@@ -68,6 +71,7 @@ class GatheredObject:
     source_path: str
     class_name: str | None = None
     keep: np.ndarray | None = field(default=None, compare=False)
+    instance: str | None = None
 
 
 @dataclass
@@ -123,6 +127,8 @@ def build_scenario(scene: GatheredScene, scenario_dir: str | os.PathLike[str]) -
         entry: dict[str, Any] = {"asset": asset_of[obj.name], "role": obj.role}
         if obj.role == ROLE_INSTRUMENT:
             entry["class"] = obj.class_name.strip()  # type: ignore[union-attr]
+            if obj.instance:
+                entry["instance"] = obj.instance
         obj_block[obj.name] = entry
 
     poses = round_significant(scene.poses).tolist()  # one conversion for all frames: fast

@@ -75,9 +75,9 @@ def build_manifest(scenario: Scenario, fingerprint: str, frames: list[dict[str, 
         "scenario_sha256": fingerprint,
         "classes": list(scenario.classes),
         "instruments": [
-            {"id": o.instance_id, "object": o.name, "class": o.class_name,
-             "class_index": o.class_index}
-            for o in scenario.instruments
+            {"id": i.instance_id, "instance": i.name, "object": i.objects[0],
+             "objects": list(i.objects), "class": i.class_name, "class_index": i.class_index}
+            for i in scenario.instances
         ],
         "frames_total": len(scenario.frames),
         "frames_done": len(frames),
@@ -105,7 +105,11 @@ def build_coco(scenario: Scenario, records: list[dict[str, Any]]) -> dict[str, A
                 "category_id": inst["class_index"] + 1,
                 "segmentation": coco["segmentation"], "area": coco["area"],
                 "bbox": coco["bbox"], "iscrowd": 0,
-                "attributes": {"instance_id": inst["id"], "object": inst["object"]},
+                # Records written before parts existed name one object and no instance.
+                "attributes": {"instance_id": inst["id"],
+                               "instance": inst.get("instance", inst["object"]),
+                               "object": inst["object"],
+                               "objects": inst.get("objects", [inst["object"]])},
             })
     info = {"description": "rendered by gs_backend from 3D Gaussian splats",
             "version": __version__}

@@ -53,7 +53,7 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     out: OutputSettings = scenario.output
     cam = frame.camera
     instance_map = visible_instance_map(job.images.weights, out.mask_threshold)
-    stats = instance_stats(instance_map, len(scenario.instruments))
+    stats = instance_stats(instance_map, len(scenario.instances))
 
     image_path = layout.image(split, frame.name, out.image_format)
     write_output(image_path, encode_rgb(job.images.rgb, out.image_format))
@@ -61,16 +61,17 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     instances: list[dict[str, Any]] = []
     label_rows: list[str] = []
     amodal_files: dict[str, str] = {}
-    for obj in scenario.instruments:
-        if obj.name not in frame.poses:
+    for inst in scenario.instances:
+        parts = [name for name in inst.objects if name in frame.poses]
+        if not parts:  # no part of it posed in this frame: not rendered, not listed
             continue
-        iid = int(obj.instance_id)  # type: ignore[arg-type]
+        iid = inst.instance_id
         s = stats.get(iid)
         pixels = int(s.pixels) if s is not None else 0
         labelled = pixels > 0 and pixels >= out.min_visible_pixels
         entry: dict[str, Any] = {
-            "id": iid, "object": obj.name, "class": obj.class_name,
-            "class_index": obj.class_index,
+            "id": iid, "instance": inst.name, "object": parts[0], "objects": parts,
+            "class": inst.class_name, "class_index": inst.class_index,
             "box": None if s is None else list(s.box.as_xyxy()),
             "visible_pixels": pixels, "labelled": labelled,
         }
@@ -85,9 +86,9 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
         if labelled:
             mask = instance_map == iid
             if out.yolo_task == "segment":
-                row = yolo_segment_row(obj.class_index, mask, cam.width, cam.height)
+                row = yolo_segment_row(inst.class_index, mask, cam.width, cam.height)
             else:
-                row = yolo_detect_row(obj.class_index, s.box, cam.width, cam.height)
+                row = yolo_detect_row(inst.class_index, s.box, cam.width, cam.height)
             if row:
                 label_rows.append(row)
             if out.coco:

@@ -1,11 +1,10 @@
-"""The visible-instance map: which instrument each pixel shows.
+"""The visible-instance map: which instrument instance each pixel shows.
 
-The renderer composites one weight channel per instrument next to the RGB
-image (DESIGN contract 3): channel k holds the accumulated alpha-blending
-weight of instrument k's Gaussians at that pixel, so it is the share of the
-pixel's colour that instrument contributed. A pixel shows instrument k when k
-has the largest weight and that weight reaches the mask threshold (contract 4).
-"""
+The renderer composites one weight channel per instrument instance next to the
+RGB image (DESIGN contract 3): channel k holds the accumulated alpha-blending
+weight of the Gaussians of instance k (all its parts), so it is the share of the
+pixel's colour that instance contributed. A pixel shows instance k when k has the
+largest weight and that weight reaches the mask threshold (contract 4)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ def visible_instance_map(
     weights: np.ndarray,  # [H, W, K] float, channel k is instance id k + 1
     threshold: float,
 ) -> np.ndarray:  # [H, W] uint16, 0 = no instrument
-    """Label each pixel with the instrument that dominates it.
+    """Label each pixel with the instrument instance that dominates it.
 
     A pixel gets id ``k + 1`` when channel ``k`` holds its largest weight and
     that weight is ``>= threshold``; otherwise it gets 0. Ties go to the lowest
@@ -30,7 +29,7 @@ def visible_instance_map(
     NaN weight counts as 0.
 
     Args:
-        weights: ``[H, W, K]`` per-instrument weights; ``K`` may be 0, which
+        weights: ``[H, W, K]`` per-instance weights; ``K`` may be 0, which
             gives an all-zero map. Any real dtype; read as float32.
         threshold: minimum weight for a pixel to count as visible (the
             scenario's ``mask_threshold``).
@@ -42,7 +41,7 @@ def visible_instance_map(
         raise ValueError(f"weights must be [H, W, K], got shape {weights.shape}")
     h, w, k = weights.shape
     if k > MAX_INSTANCES:
-        raise ValueError(f"{k} instruments do not fit a uint16 instance map")
+        raise ValueError(f"{k} instances do not fit a uint16 instance map")
     if k == 0 or h == 0 or w == 0:
         return np.zeros((h, w), np.uint16)
     weights = np.asarray(weights, dtype=np.float32)

@@ -23,7 +23,13 @@ from gs_contract.scenario.memory import (
     frame_memory_bytes,
     physical_memory_bytes,
 )
-from gs_contract.scenario.model import AssetSpec, FrameSpec, ObjectSpec, Scenario
+from gs_contract.scenario.model import (
+    AssetSpec,
+    FrameSpec,
+    InstanceSpec,
+    ObjectSpec,
+    Scenario,
+)
 from gs_contract.scenario.parse import load_scenario, parse_scenario
 from gs_contract.scenario.schema import (
     ASSET_KEYS,
@@ -74,7 +80,7 @@ __all__ = [
     "IMAGE_FORMATS", "IMAGE_FORMAT_ALIASES", "MAX_IMAGE_SIDE", "OBJECT_KEYS", "OUTPUT_KEYS",
     "RENDER_KEYS", "ROLES", "ROLE_BACKGROUND", "ROLE_INSTRUMENT", "SCENARIO_FORMAT",
     "SCENARIO_VERSION", "TOP_LEVEL_KEYS", "YOLO_TASKS",
-    "AssetSpec", "FrameSpec", "ImageFormat", "ObjectSpec", "OutputSettings",
+    "AssetSpec", "FrameSpec", "ImageFormat", "InstanceSpec", "ObjectSpec", "OutputSettings",
     "RenderSettings", "Role", "Scenario", "YoloTask",
     "blender_frame_name", "check_frame_memory", "frame_channels", "frame_memory_bytes",
     "is_valid_frame_name", "load_scenario", "output_defaults", "parse_scenario",

@@ -1,7 +1,7 @@
 """How much memory rendering one frame takes, checked before any frame is rendered.
 
-A frame is rendered as float32 planes (RGB, one weight channel per instrument, alpha,
-depth when asked for), copied to the CPU and turned into image, mask and label arrays.
+A frame is rendered as float32 planes (RGB, one weight channel per instrument instance,
+alpha, depth when asked for), copied to the CPU and turned into image, mask and label arrays.
 Its peak grows with width x height x channels; a size that cannot fit (32768 x 32768
 needs tens of GiB) is refused up front with the memory it would need, instead of
 failing in the allocator after minutes of work.
@@ -21,8 +21,9 @@ BYTES_PER_PIXEL = 64
 
 
 def frame_channels(scenario: Scenario) -> int:
-    """Planes one frame renders: RGB, one weight per instrument, alpha, depth if asked."""
-    return 3 + len(scenario.instruments) + 1 + int(scenario.output.depth)
+    """Planes one frame renders: RGB, one weight per instrument instance, alpha, depth if
+    asked."""
+    return 3 + len(scenario.instances) + 1 + int(scenario.output.depth)
 
 
 def frame_memory_bytes(width: int, height: int, channels: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ class AssetSpec:
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """A placed asset. Instruments carry a class and an instance id (1-based)."""
+    """A placed asset. Instruments carry a class, an instance id (1-based) and the name
+    of their instance: the object's ``instance`` field, or its own name when it has none.
+    Instrument objects with the same instance name are parts of one instance."""
 
     name: str
     asset: str
@@ -48,6 +51,25 @@ class ObjectSpec:
     class_name: str | None = None
     class_index: int | None = None
     instance_id: int | None = None
+    instance: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One labelled instrument: one or more instrument objects (its parts) sharing one
+    instance id (the mask value), one class and one label.
+
+    Attributes:
+        instance_id: 1-based id (see :func:`gs_contract.scenario.parse.parse_scenario`).
+        name: the parts' ``instance`` value, or the single object's own name.
+        objects: the names of its parts, in file order.
+    """
+
+    instance_id: int
+    name: str
+    class_name: str
+    class_index: int
+    objects: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -80,8 +102,20 @@ class Scenario:
 
     @property
     def instruments(self) -> list[ObjectSpec]:
-        """Instrument objects in instance-id order (= file order)."""
+        """Instrument objects in file order (their instance ids never decrease)."""
         return [o for o in self.objects.values() if o.role == ROLE_INSTRUMENT]
+
+    @cached_property
+    def instances(self) -> tuple[InstanceSpec, ...]:
+        """The labelled instances, in instance-id order (ids 1, 2, ... with no gap)."""
+        parts: dict[int, list[ObjectSpec]] = {}
+        for o in self.instruments:
+            parts.setdefault(int(o.instance_id), []).append(o)  # type: ignore[arg-type]
+        return tuple(
+            InstanceSpec(iid, str(objs[0].instance), str(objs[0].class_name),
+                         int(objs[0].class_index),  # type: ignore[arg-type]
+                         tuple(o.name for o in objs))
+            for iid, objs in sorted(parts.items()))
 
     def fingerprint(self) -> str:
         """Hex sha256 of the scenario's content: "same scenario" means the same fingerprint.
@@ -107,7 +141,7 @@ class Scenario:
                 name: {"sha256": _file_sha256(a.ply, self.path, f"assets.{name}.ply"),
                        "keep": None if a.keep is None else a.keep.tolist()}
                 for name, a in self.assets.items()},
-            "objects": [[o.name, o.asset, o.role, o.class_name] for o in self.objects.values()],
+            "objects": [_object_canon(o) for o in self.objects.values()],
             "render": self.render.to_json(),
             "output": self.output.to_json(),
             "frames": [{"name": f.name, "camera": f.camera.to_json(),
@@ -116,6 +150,15 @@ class Scenario:
         }
         text = json.dumps(canon, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _object_canon(o: ObjectSpec) -> list[Any]:
+    """An object in the fingerprint; its instance name only when it differs from the
+    default (its own name), so scenarios without parts keep their fingerprints."""
+    canon: list[Any] = [o.name, o.asset, o.role, o.class_name]
+    if o.instance is not None and o.instance != o.name:
+        canon.append(o.instance)
+    return canon
 
 
 def _file_sha256(path: Path, scenario_path: Path, field: str) -> str:

@@ -193,8 +193,11 @@ def _int_list(raw: Any) -> np.ndarray | None:
 
 def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
                    classes: Sequence[str]) -> dict[str, ObjectSpec]:
+    """Objects in file order. An instrument's instance is its ``instance`` value, or its
+    own name when it has none; instance ids are 1, 2, ... in the order in which each
+    instance's first part appears among the instruments."""
     objects: dict[str, ObjectSpec] = {}
-    next_instance = 1
+    first_part: dict[str, ObjectSpec] = {}  # instance name -> its first part
     for name, spec in v.mapping(raw, "objects").items():
         where = f"objects.{name}"
         spec = v.mapping(spec, where)
@@ -206,19 +209,32 @@ def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
         if not isinstance(role, str) or role not in ROLES:
             v.fail(f"{where}.role", f"expected one of {list(ROLES)}, got {_kind(role)}")
         class_name = spec.get("class")
-        class_index = instance_id = None
+        class_index = instance_id = instance = None
         if role != ROLE_INSTRUMENT:
             class_name = None  # a background has no class; one written there is ignored
+            if "instance" in spec:
+                v.fail(f"{where}.instance", f"only instrument objects are parts of an "
+                                            f"instance; {name!r} has role {role!r}")
         else:
             if not isinstance(class_name, str) or class_name not in classes:
                 v.fail(f"{where}.class", f"instrument class {_kind(class_name)} is not in "
                                          f"classes {list(classes)}")
             class_index = list(classes).index(class_name)
-            instance_id = next_instance
-            next_instance += 1
-        objects[name] = ObjectSpec(name, asset, role, class_name, class_index, instance_id)
-    if next_instance - 1 > MAX_INSTRUMENTS:
-        v.fail("objects", f"more than {MAX_INSTRUMENTS} instruments do not fit a uint16 mask")
+            instance = name if "instance" not in spec else \
+                v.string(spec["instance"], f"{where}.instance")
+            first = first_part.setdefault(instance, ObjectSpec(
+                name, asset, role, class_name, class_index, len(first_part) + 1, instance))
+            if first.class_name != class_name:
+                v.fail(f"{where}.class",
+                       f"class {class_name!r} differs from class {first.class_name!r} of "
+                       f"objects.{first.name}, another part of instance {instance!r}; the "
+                       "parts of one instance share its class")
+            instance_id = first.instance_id
+        objects[name] = ObjectSpec(name, asset, role, class_name, class_index, instance_id,
+                                   instance)
+    if len(first_part) > MAX_INSTRUMENTS:
+        v.fail("objects", f"more than {MAX_INSTRUMENTS} instrument instances do not fit a "
+                          "uint16 mask")
     return objects
 
 

@@ -34,7 +34,7 @@ TOP_LEVEL_KEYS = frozenset(
     {"format", "version", "classes", "assets", "objects", "render", "output", "frames", "meta"}
 )
 ASSET_KEYS = frozenset({"ply", "keep"})
-OBJECT_KEYS = frozenset({"asset", "role", "class"})
+OBJECT_KEYS = frozenset({"asset", "role", "class", "instance"})
 FRAME_KEYS = frozenset({"name", "camera", "poses"})
 CAMERA_KEYS = frozenset({"width", "height", "K", "world_to_camera"})
 

@@ -576,6 +576,40 @@ def test_builder_classes_join_and_instrument_order(tmp_path):
     assert data["assets"]["a"]["ply"] == "a.ply"
 
 
+def test_builder_writes_instances_only_when_set(tmp_path):
+    ply = str(tmp_path / "a.ply")
+    objects = [GatheredObject("shaft", "instrument", ply, "grasper", instance="grasper"),
+               GatheredObject("jaw", "instrument", ply, "grasper", instance="grasper"),
+               GatheredObject("driver", "instrument", ply, "driver")]
+    data = build_scenario(_gathered(objects), tmp_path)
+    assert {n: o.get("instance") for n, o in data["objects"].items()} == {
+        "driver": None, "jaw": "grasper", "shaft": "grasper"}
+    mixed = [objects[0], GatheredObject("jaw", "instrument", ply, "other", instance="grasper")]
+    with pytest.raises(ScenarioExportError,
+                       match=r"objects\.shaft\.class: class 'grasper' differs from class "
+                             r"'other' of objects\.jaw"):
+        build_scenario(_gathered(mixed), tmp_path)
+
+
+def test_instances_are_exported_from_instruments_only(scene, tmp_path, backend_validate):
+    ply = tmp_path / "tool.ply"
+    write_inria_ply(ply, n=20, seed=4)
+    bed = add_splat(tmp_path, "bed", role='BACKGROUND', n=20, seed=5)
+    shaft = add_splat(tmp_path, "shaft", class_name="grasper", path=ply)
+    jaw = add_splat(tmp_path, "jaw", class_name="grasper", path=ply)
+    lone = add_splat(tmp_path, "lone", class_name="grasper", path=ply)
+    bed.gsds.instance = "grasper"  # left from an earlier role: ignored on a background
+    shaft.gsds.instance = jaw.gsds.instance = " grasper "  # stripped
+    lone.gsds.instance = "   "  # blank: its own instance
+    add_camera(scene)
+    out = tmp_path / "scenario.json"
+    data = export(out)
+    assert {n: o.get("instance") for n, o in data["objects"].items()} == {
+        "bed": None, "jaw": "grasper", "lone": None, "shaft": "grasper"}
+    reply = backend_validate(out)
+    assert reply["instance_ids"] == {"bed": None, "jaw": 1, "lone": 2, "shaft": 1}
+
+
 def test_builder_refuses_mirrors_and_skips_hidden_poses(tmp_path):
     objects = [GatheredObject("tool", "instrument", str(tmp_path / "t.ply"), "b")]
     poses = np.tile(np.eye(4), (2, 1, 1, 1))

@@ -45,6 +45,8 @@ def test_object_settings_contract(addon):
     assert enum_ids(settings, "role") == ['NONE', 'BACKGROUND', 'INSTRUMENT']
     assert props["role"].default == 'NONE'
     assert props["class_name"].type == 'STRING'
+    assert props["instance"].type == 'STRING' and props["instance"].default == ""
+    assert "share one instance name" in props["instance"].description
     assert props["source_path"].subtype == 'FILE_PATH'
     assert props["gaussian_count"].type == props["sh_degree"].type == 'INT'
     assert props["source_format"].type == 'STRING'
@@ -139,7 +141,8 @@ def test_panels_are_in_the_sidebar_tab(addon):
 def test_object_panel_on_a_proxy(proxy, fake_layout):
     proxy.gsds.role = 'INSTRUMENT'
     layout = draw(panels.GSDS_PT_object, bpy.context, fake_layout)
-    assert layout.props() == ["role", "class_name", "display_density"]
+    assert layout.props() == ["role", "class_name", "instance", "display_density"]
+    assert "gsds.split_part" not in layout.operators()  # offered in Edit Mode only
     labels = layout.labels()
     assert "needle_driver.ply" in labels
     assert "Gaussians: 30" in labels and "SH degree: 2" in labels
@@ -147,6 +150,32 @@ def test_object_panel_on_a_proxy(proxy, fake_layout):
     proxy.gsds.class_name = "needle_driver"
     labels = draw(panels.GSDS_PT_object, bpy.context, fake_layout).labels()
     assert not any("Set a class" in text for text in labels)
+
+
+def test_object_panel_names_the_other_parts_of_the_instance(proxy, fake_layout):
+    proxy.gsds.role = 'INSTRUMENT'
+    proxy.gsds.class_name = "grasper"
+    jaw = proxy.copy()
+    bpy.context.scene.collection.objects.link(jaw)
+    jaw.name = "jaw"
+    jaw.gsds.instance = proxy.name  # names the proxy, whose instance is its own name
+    labels = draw(panels.GSDS_PT_object, bpy.context, fake_layout).labels()
+    assert f"One instance with {', '.join(sorted([proxy.name, 'jaw']))}" in labels
+    jaw.gsds.role = 'BACKGROUND'
+    labels = draw(panels.GSDS_PT_object, bpy.context, fake_layout).labels()
+    assert not any(text.startswith("One instance") for text in labels)
+    proxy.gsds.role = 'BACKGROUND'
+    assert "instance" not in draw(panels.GSDS_PT_object, bpy.context, fake_layout).props()
+
+
+def test_object_panel_offers_the_split_in_edit_mode(proxy, fake_layout):
+    proxy.gsds.role = 'INSTRUMENT'
+    bpy.ops.object.mode_set(mode='EDIT')
+    try:
+        assert "gsds.split_part" in draw(panels.GSDS_PT_object, bpy.context,
+                                         fake_layout).operators()
+    finally:
+        bpy.ops.object.mode_set(mode='OBJECT')
 
 
 def test_object_panel_shows_edited_and_missing_sources(proxy, fake_layout, tmp_path):
@@ -247,7 +276,7 @@ def test_unregister_removes_everything_and_register_restores_it(registered_addon
     try:
         assert not hasattr(bpy.types.Object, "gsds") and not hasattr(bpy.types.Scene, "gsds")
         assert not hasattr(bpy.types.WindowManager, "gsds_session")
-        for idname in ("import_ply", "class_add", "class_remove"):
+        for idname in ("import_ply", "class_add", "class_remove", "split_part"):
             with pytest.raises(KeyError):
                 getattr(bpy.ops.gsds, idname).get_rna_type()
         assert not hasattr(bpy.types, "GSDS_PT_object")
