@@ -33,8 +33,12 @@ RED, BLUE = (0.9, 0.1, 0.1), (0.1, 0.2, 0.9)
 
 
 def make_capture(path: Path, *, n_tool: int = 300, n_background: int = 700, degree: int = 2,
-                 text: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write a capture; return its raw columns plus ``tool`` / ``usable`` masks."""
+                 text: bool = False, seed: int = 0, tidy: bool = False
+                 ) -> dict[str, np.ndarray]:
+    """Write a capture; return its raw columns plus ``tool`` / ``usable`` masks.
+
+    Values are random (scales over 5 orders of magnitude, any opacity, random higher SH
+    bands) unless ``tidy``: then scales are 0.03 and opacities 0.9, for pictures."""
     n = n_tool + n_background
     cols = random_inria_columns(n, degree, seed)
     rng = np.random.default_rng(seed)
@@ -53,6 +57,13 @@ def make_capture(path: Path, *, n_tool: int = 300, n_background: int = 700, degr
         cols[axis] = means[:, i]
     for c in range(3):
         cols[f"f_dc_{c}"] = dc[:, c].astype(np.float32)
+    if tidy:
+        for name in cols:
+            if name.startswith("f_rest_"):
+                cols[name][:] = 0.0
+            elif name.startswith("scale_"):
+                cols[name][:] = np.log(0.03)
+        cols["opacity"][:] = np.log(0.9 / 0.1)
     usable = np.ones(n, dtype=bool)
     for row, name in ((5, "x"), (17, "f_rest_3" if degree else "opacity"), (40, "scale_1")):
         cols[name][row] = np.nan
