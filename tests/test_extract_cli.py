@@ -33,9 +33,13 @@ RED, BLUE = (0.9, 0.1, 0.1), (0.1, 0.2, 0.9)
 
 
 def make_capture(path: Path, *, n_tool: int = 300, n_background: int = 700, degree: int = 2,
-                 text: bool = False, seed: int = 0, tidy: bool = False
+                 text: bool = False, seed: int = 0, tidy: bool = False,
+                 background_radius: tuple[float, float] = (2.0, 50.0)
                  ) -> dict[str, np.ndarray]:
     """Write a capture; return its raw columns plus ``tool`` / ``usable`` masks.
+
+    The tool fills a ball of radius TOOL_RADIUS around TOOL_CENTRE; the background
+    lies at distances ``background_radius`` from it.
 
     Values are random (scales over 5 orders of magnitude, any opacity, random higher SH
     bands) unless ``tidy``: then scales are 0.03 and opacities 0.9, for pictures."""
@@ -47,7 +51,7 @@ def make_capture(path: Path, *, n_tool: int = 300, n_background: int = 700, degr
         * TOOL_RADIUS * rng.uniform(0, 0.9, (n_tool, 1)) ** (1 / 3)
     d = rng.normal(size=(n_background, 3))
     background = TOOL_CENTRE + d / np.linalg.norm(d, axis=1, keepdims=True) \
-        * rng.uniform(2, 50, (n_background, 1))
+        * rng.uniform(*background_radius, (n_background, 1))
     order = rng.permutation(n)  # members spread through the file
     means = np.concatenate([tool, background])[order].astype(np.float32)
     is_tool = (np.arange(n) < n_tool)[order]

@@ -42,8 +42,10 @@ def _bluish(img: np.ndarray) -> np.ndarray:
 
 
 def test_preview_sheet_shows_kept_and_removed_apart(tmp_path: Path, capsys) -> None:
-    make_capture(tmp_path / "capture.ply", n_tool=400, n_background=3000, tidy=True)
-    crop = sphere_crop(tmp_path / "crop.json")
+    # Background from just outside the tool to beyond the preview's orbit.
+    make_capture(tmp_path / "capture.ply", n_tool=400, n_background=3000, tidy=True,
+                 background_radius=(0.8, 4.0))
+    crop = sphere_crop(tmp_path / "crop.json", radius=0.6)
     sheet_path = tmp_path / "sheet.png"
     code = main(["extract", str(tmp_path / "capture.ply"), "--out", str(tmp_path / "t.ply"),
                  "--crop", str(crop), "--no-auto", "--preview", str(sheet_path), "--json"])

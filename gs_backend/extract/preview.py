@@ -6,6 +6,10 @@ spread around its longest principal axis, slightly raised, far enough that a sph
 holding 99% of the kept centres fills most of the view. The left panel renders only
 the kept Gaussians, the right panel only the removed (usable) ones, from the same
 camera, with the project's torch rasterizer on the CPU (the same semantics as a render).
+The removed panel shows the removed Gaussians within the orbit (no further from the
+centre than the cameras): what was cut near the tool (floaters, floor, halo). The far
+background is left out, which also keeps the sheet quick for captures of millions of
+Gaussians, most of them background.
 
 Sheet geometry (pixels): a header of :data:`HEADER_HEIGHT` (the capture's name, then
 the column titles with their counts), then ``views`` rows of two ``panel`` x ``panel``
@@ -49,11 +53,12 @@ def sheet_size(panel: int = DEFAULT_PANEL, views: int = DEFAULT_VIEWS) -> tuple[
 
 @dataclass(frozen=True)
 class OrbitCamera:
-    """``world_to_camera`` ``[4, 4]`` (OpenCV axes) and ``K`` ``[3, 3]``, float64;
-    ``distance``: from the camera to the kept set's centre, capture units."""
+    """``world_to_camera`` ``[4, 4]`` (OpenCV axes) and ``K`` ``[3, 3]``, float64; the
+    camera looks at ``centre`` (``[3]``, capture coordinates) from ``distance`` away."""
 
     world_to_camera: np.ndarray
     K: np.ndarray
+    centre: np.ndarray
     distance: float
 
 
@@ -88,7 +93,7 @@ def orbit_cameras(kept_means: np.ndarray, views: int, panel: int) -> list[OrbitC
         w2c = np.eye(4)
         w2c[:3, :3] = np.stack([x, y, z])
         w2c[:3, 3] = -w2c[:3, :3] @ position
-        cameras.append(OrbitCamera(w2c, K, distance))
+        cameras.append(OrbitCamera(w2c, K, centre, distance))
     return cameras
 
 
@@ -102,8 +107,12 @@ def render_preview_png(splat: SplatData, keep: np.ndarray, usable: np.ndarray, *
         usable: ``[N]`` bool, the usable rows; removed = usable and not kept.
     """
     kept_rows = np.flatnonzero(keep)
-    removed_rows = np.flatnonzero(usable & ~keep)
     cameras = orbit_cameras(splat.means[kept_rows], views, panel)
+    removed_rows = np.flatnonzero(usable & ~keep)
+    removed_count = removed_rows.size
+    offsets = splat.means[removed_rows].astype(np.float64) - cameras[0].centre
+    within = np.einsum("ij,ij->i", offsets, offsets) <= cameras[0].distance ** 2
+    removed_rows = removed_rows[within]
     parts = [gaussians_from_splat(splat, rows) for rows in (kept_rows, removed_rows)]
     width, height = sheet_size(panel, views)
     sheet = np.empty((height, width, 3), dtype=np.uint8)
@@ -117,8 +126,10 @@ def render_preview_png(splat: SplatData, keep: np.ndarray, usable: np.ndarray, *
             sheet[top:top + panel, left:left + panel] = rgb[:, :, ::-1]
     name = Path(splat.path).name
     _text(sheet, f"{name}: {splat.count:,} rows", (PADDING, 18))
-    for column, (title, rows) in enumerate((("kept", kept_rows), ("removed", removed_rows))):
-        _text(sheet, f"{title} {rows.size:,}", (PADDING + column * (panel + PADDING), 40))
+    titles = (f"kept {kept_rows.size:,}",
+              f"removed {removed_count:,} ({removed_rows.size:,} within the orbit)")
+    for column, title in enumerate(titles):
+        _text(sheet, title, (PADDING + column * (panel + PADDING), 40))
     ok, png = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError("OpenCV could not encode the preview sheet as PNG")
