@@ -10,9 +10,8 @@ A volume is a unit shape in its own coordinates: ``box`` (``|x|, |y|, |z| <= 1``
 ``sphere`` (``x^2 + y^2 + z^2 <= 1``) or ``cylinder`` (``x^2 + y^2 <= 1`` and ``|z| <= 1``),
 placed in the capture by ``capture_from_volume``, a 4x4 row-major affine matrix mapping
 volume coordinates to the capture's (PLY) coordinates: any invertible one (rotation,
-translation, non-uniform scale, even a mirror). So a Blender empty's ``matrix_world``
-(relative to the proxy) is a volume as it stands: an empty of display size 1 spans
-exactly the unit shape.
+translation, non-uniform scale, even a mirror). The Blender add-on turns an empty (its
+transform relative to the proxy and its display size and type) into one volume.
 
 A Gaussian (its centre) passes the crop when it lies inside at least one ``keep`` volume
 (if there is any ``keep`` volume) and inside no ``remove`` volume. Points on the surface
