@@ -160,7 +160,8 @@ def test_stages_run_in_order_and_auto_sees_what_is_left(tmp_path: Path, capsys,
         keep = candidates.copy()
         drop = np.flatnonzero(candidates)[::2]
         keep[drop] = False
-        return AutoResult(keep, (StageReport("auto.fake", drop.size, {"step": 2}),))
+        params = {"step": np.int64(2), "radius": np.float32(0.5), "axes": np.eye(2)}
+        return AutoResult(keep, (StageReport("auto.fake", drop.size, params),))
 
     monkeypatch.setattr(pipeline, "auto_extract", fake_auto)
     keep_path = tmp_path / "keep.npy"
@@ -175,7 +176,8 @@ def test_stages_run_in_order_and_auto_sees_what_is_left(tmp_path: Path, capsys,
     report = json.loads(stdout)
     assert [s["name"] for s in report["stages"]] == ["unusable", "crop", "colour", "auto.fake"]
     assert report["stages"][3] == {"name": "auto.fake", "removed": (after_colour.sum() + 1) // 2,
-                                   "params": {"step": 2}}
+                                   "params": {"step": 2, "radius": 0.5,
+                                              "axes": [[1.0, 0.0], [0.0, 1.0]]}}
     assert report["kept"] == after_colour.sum() // 2
 
 

@@ -69,7 +69,7 @@ def run_extract_command(args: argparse.Namespace) -> int:
         _write(outputs[option], option, data)
     say(f"kept {result.kept:,} of {splat.count:,} rows -> {outputs['--out']}")
     if args.json:
-        print(json.dumps(report(splat, result, outputs), indent=1))
+        print(json.dumps(report(splat, result, outputs), indent=1, default=_json_value))
     return 0
 
 
@@ -120,6 +120,13 @@ def _write(path: Path | None, option: str, data: bytes) -> None:
         write_bytes_atomic(path, data)
     except OSError as exc:
         raise InputError(path, option, f"cannot write: {exc.strerror or exc}") from None
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars and arrays in stage parameters as plain JSON values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _params_text(params: dict[str, Any]) -> str:
