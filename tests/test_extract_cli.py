@@ -309,3 +309,14 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["kept"] == int((cap["tool"] & cap["usable"]).sum())
+
+
+def test_an_automatic_method_that_keeps_nothing_is_refused(tmp_path: Path, capsys,
+                                                           monkeypatch) -> None:
+    make_capture(tmp_path / "capture.ply")
+    monkeypatch.setattr(pipeline, "auto_extract", lambda means, scales, opacities, candidates:
+                        AutoResult(np.zeros_like(candidates), ()))
+    code, stdout, err = run([str(tmp_path / "capture.ply"), "--out", str(tmp_path / "t.ply"),
+                             "--json"], capsys)
+    _assert_refused(code, err, "capture.ply", "automatic method kept nothing", "--no-auto")
+    assert stdout == "" and sorted(p.name for p in tmp_path.iterdir()) == ["capture.ply"]
