@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from gs_backend.dataset.render_run import FrameSelection
 
 INTERRUPTED_MESSAGE = "interrupted; finished frames are kept, run the same command to resume"
+EXTRACT_INTERRUPTED_MESSAGE = ("interrupted; each output file is either complete or absent "
+                               "(atomic writes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +61,42 @@ def build_parser() -> argparse.ArgumentParser:
                              "line on stdout; none: quiet (default: bar)")
     render.add_argument("--rasterizer", choices=("auto", "torch", "gsplat"), default="auto",
                         help="auto: gsplat on CUDA, the torch rasterizer elsewhere")
+    _add_extract_parser(sub)
     return parser
+
+
+def _add_extract_parser(sub: argparse._SubParsersAction) -> None:
+    extract = sub.add_parser(
+        "extract", help="extract the instrument from a raw orbit capture (docs/extract.md)",
+        description="Keep the instrument's Gaussians of an orbit capture. Stages, in order: "
+                    "unusable rows dropped, --crop, --colour-key, the automatic method "
+                    "(unless --no-auto). See docs/extract.md.")
+    extract.add_argument("capture", type=Path, metavar="CAPTURE",
+                         help="the capture (.ply, compressed .ply, .splat, .spz)")
+    extract.add_argument("--out", type=Path, required=True, metavar="TOOL.ply",
+                         help="the kept rows, exact copies, as an Inria PLY")
+    extract.add_argument("--keep-out", type=Path, metavar="KEEP.npy",
+                         help="the kept row indices (int64, sorted), what a scenario's keep "
+                              "takes")
+    extract.add_argument("--json", action="store_true",
+                         help="print a JSON report on stdout (counts, stages, parameters)")
+    extract.add_argument("--crop", type=Path, metavar="CROP.json",
+                         help="a gs-crop file of keep / remove volumes (box, sphere, cylinder)")
+    extract.add_argument("--colour-key", "--color-key", action="append", metavar="COLOUR",
+                         dest="colour_key",
+                         help="an sRGB colour R,G,B (0-1) or '#RRGGBB' compared with each "
+                              "Gaussian's DC colour; repeat for several")
+    extract.add_argument("--colour-tolerance", "--color-tolerance", type=float,
+                         dest="colour_tolerance", metavar="DELTA_E",
+                         help="largest CIELAB Delta E (CIE76) from a key colour that matches "
+                              "(default: 20)")
+    extract.add_argument("--colour-mode", "--color-mode", choices=("keep", "remove"),
+                         default="keep", dest="colour_mode",
+                         help="keep the matching Gaussians or remove them (default: keep)")
+    extract.add_argument("--no-auto", action="store_true",
+                         help="skip the automatic method: keep what crop and colour keep")
+    extract.add_argument("--preview", type=Path, metavar="SHEET.png",
+                         help="also render a PNG of orbit views, kept beside removed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,10 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "info":
         return _run_guarded(lambda: _info(args), jsonl=False)
+    if args.command == "extract":
+        return _run_guarded(lambda: _extract(args), jsonl=False,
+                            interrupted=EXTRACT_INTERRUPTED_MESSAGE)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
-def _run_guarded(action: Callable[[], int], *, jsonl: bool) -> int:
+def _run_guarded(action: Callable[[], int], *, jsonl: bool,
+                 interrupted: str = INTERRUPTED_MESSAGE) -> int:
     """Run ``action``; turn every way it can end into an exit code and one message."""
     try:
         code = action()
@@ -80,7 +121,7 @@ def _run_guarded(action: Callable[[], int], *, jsonl: bool) -> int:
     except InputError as exc:
         return _fail(ExitCode.BAD_INPUT, exc.message, "error: ", jsonl=jsonl)
     except KeyboardInterrupt:
-        return _fail(ExitCode.INTERRUPTED, INTERRUPTED_MESSAGE, "", jsonl=jsonl)
+        return _fail(ExitCode.INTERRUPTED, interrupted, "", jsonl=jsonl)
     except Exception as exc:  # a bug: keep the traceback for the report
         import traceback
 
@@ -108,6 +149,12 @@ def _info(args: argparse.Namespace) -> int:
     info = describe_gaussians(args.file)
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
     return ExitCode.OK
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from gs_backend.extract.command import run_extract_command
+
+    return run_extract_command(args)
 
 
 def _render(args: argparse.Namespace) -> int:

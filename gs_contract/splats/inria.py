@@ -203,8 +203,16 @@ def inria_ply_bytes(means: np.ndarray, quats: np.ndarray, scales: np.ndarray,
     degree = round(k ** 0.5) - 1
     if (degree + 1) ** 2 != k or not 0 <= degree <= 3:
         raise ValueError(f"sh has {k} coefficients per channel: no SH degree 0-3 fits")
-    names = inria_property_names(degree, with_normals)
-    cols = inria_columns(means, quats, scales, opacities, sh)
+    return inria_columns_bytes(inria_columns(means, quats, scales, opacities, sh), n, degree,
+                               with_normals=with_normals)
+
+
+def inria_columns_bytes(cols: dict[str, np.ndarray], n: int, sh_degree: int, *,
+                        with_normals: bool = False) -> bytes:
+    """A binary little-endian Inria PLY of ``n`` rows from raw columns (as
+    :func:`inria_columns` makes them, float32 ``[n]`` each; normals, if asked and absent,
+    zeros)."""
+    names = inria_property_names(sh_degree, with_normals)
     table = np.zeros(n, dtype=[(name, "<f4") for name in names])
     for name in names:
         table[name] = cols.get(name, 0.0)
