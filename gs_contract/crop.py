@@ -32,9 +32,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from gs_contract.atomic import write_text_atomic
-from gs_contract.errors import InputError
-from gs_contract.files import regular_file_problem
-from gs_contract.scenario.parse import _kind, _repr, _Validator
+from gs_contract.jsonfile import JsonValidator, describe_value, read_json_file, short_repr
 
 CROP_FORMAT = "gs-crop"
 CROP_VERSION = 1
@@ -120,18 +118,7 @@ def load_crop(path: str | Path) -> Crop:
             ``volumes[2].shape``); also for a file that is missing or not JSON.
     """
     path = Path(path).absolute()
-    problem = regular_file_problem(path)
-    if problem is not None:
-        raise InputError(path, None, problem)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"line {exc.lineno} column {exc.colno}",
-                         f"invalid JSON: {exc.msg}") from None
-    except (RecursionError, ValueError) as exc:
-        raise InputError(path, None, f"invalid JSON: {exc}") from None
+    raw = read_json_file(path)
     return parse_crop(raw, path)
 
 
@@ -143,13 +130,13 @@ def parse_crop(raw: Any, source: str | Path) -> Crop:
     and booleans are not numbers), whose last row is not ``[0, 0, 0, 1]``, or whose 3x3
     part is singular or nearly so (see :data:`MIN_SINGULAR_RATIO`).
     """
-    v = _Validator(Path(source))
+    v = JsonValidator(Path(source))
     raw = v.mapping(raw, "$")
     if raw.get("format") != CROP_FORMAT:
-        v.fail("format", f"expected {CROP_FORMAT!r}, got {_kind(raw.get('format'))}")
+        v.fail("format", f"expected {CROP_FORMAT!r}, got {describe_value(raw.get('format'))}")
     version = raw.get("version")
     if version != CROP_VERSION or isinstance(version, bool):
-        v.fail("version", f"unsupported version {_repr(version)}; this reader reads version "
+        v.fail("version", f"unsupported version {short_repr(version)}; this reader reads version "
                           f"{CROP_VERSION}")
     v.no_unknown_keys(raw, "$", _TOP_KEYS)
     items = v.sequence(v.required(raw, "volumes", "$"), "volumes")
@@ -158,16 +145,16 @@ def parse_crop(raw: Any, source: str | Path) -> Crop:
     return Crop(tuple(_parse_volume(v, item, f"volumes[{i}]") for i, item in enumerate(items)))
 
 
-def _parse_volume(v: _Validator, raw: Any, where: str) -> CropVolume:
+def _parse_volume(v: JsonValidator, raw: Any, where: str) -> CropVolume:
     raw = v.mapping(raw, where)
     v.no_unknown_keys(raw, where, _VOLUME_KEYS)
     shape = v.required(raw, "shape", where)
     if not isinstance(shape, str) or shape not in SHAPES:
-        v.fail(f"{where}.shape", f"unknown shape {_repr(shape)}; expected one of "
+        v.fail(f"{where}.shape", f"unknown shape {short_repr(shape)}; expected one of "
                                  f"{', '.join(SHAPES)}")
     mode = v.required(raw, "mode", where)
     if not isinstance(mode, str) or mode not in MODES:
-        v.fail(f"{where}.mode", f"unknown mode {_repr(mode)}; expected one of "
+        v.fail(f"{where}.mode", f"unknown mode {short_repr(mode)}; expected one of "
                                 f"{', '.join(MODES)}")
     field = f"{where}.capture_from_volume"
     matrix = v.matrix(v.required(raw, "capture_from_volume", where), field, (4, 4))

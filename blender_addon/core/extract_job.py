@@ -5,7 +5,8 @@ empties; everything that needs no Blender lives here:
 
 - :func:`capture_from_volume`: where a crop empty lies in the capture's (PLY)
   coordinates, and :data:`EMPTY_SHAPES`, which empty display type is which volume;
-- :func:`crop_document` / :func:`write_crop_file`: the ``gs-crop`` v1 file;
+- :func:`write_crop_file`: the ``gs-crop`` v1 file (built and checked by
+  ``gs_contract.crop``, the backend's own reader);
 - :func:`extract_argv`: ``PREFIX extract CAPTURE --out TOOL.ply --keep-out KEEP.npy
   --json [--crop CROP.json] [--no-auto]``;
 - :class:`ExtractProcess`: the child process (the render's process handling, see
@@ -24,18 +25,17 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from gs_contract.atomic import write_text_atomic
+from gs_contract.crop import CropMode as Mode
+from gs_contract.crop import VolumeShape as Shape
+from gs_contract.crop import crop_document, save_crop
+from gs_contract.errors import InputError
 
 from .backend_process import BackendJob, backend_argv, backend_env
 
-Shape = Literal["box", "sphere", "cylinder"]
-Mode = Literal["keep", "remove"]
-CROP_FORMAT = "gs-crop"
-CROP_VERSION = 1
 # Files in the extraction's temporary folder.
 CROP_NAME, TOOL_NAME, KEEP_NAME = "crop.json", "tool.ply", "keep.npy"
 
@@ -115,22 +115,20 @@ def capture_from_volume(world_from_capture: Any, world_from_empty: Any, display_
     return np.linalg.inv(proxy) @ empty @ sized @ _EMPTY_FROM_VOLUME[shape]
 
 
-def crop_document(volumes: Sequence[CropVolume]) -> dict[str, Any]:
-    """The ``gs-crop`` v1 document of ``volumes`` (format, version, volumes)."""
-    return {
-        "format": CROP_FORMAT,
-        "version": CROP_VERSION,
-        "volumes": [{"shape": v.shape, "mode": v.mode,
-                     "capture_from_volume": np.asarray(v.capture_from_volume,
-                                                       dtype=np.float64).tolist()}
-                    for v in volumes],
-    }
-
-
 def write_crop_file(path: str | os.PathLike[str], volumes: Sequence[CropVolume]) -> Path:
-    """Write :func:`crop_document` of ``volumes`` to ``path`` atomically."""
+    """Write the ``gs-crop`` v1 file of ``volumes`` to ``path`` atomically.
+
+    Raises:
+        ExtractError: a volume the backend's reader would refuse (named by its empty).
+    """
     path = Path(path)
-    write_text_atomic(path, json.dumps(crop_document(volumes), indent=1) + "\n")
+    try:
+        document = crop_document([(v.shape, v.mode, v.capture_from_volume) for v in volumes])
+    except InputError as exc:
+        index = next((i for i in range(len(volumes)) if f"volumes[{i}]" in exc.message), None)
+        name = f"crop empty {volumes[index].name!r}: " if index is not None else ""
+        raise ExtractError(f"{name}{exc.problem}") from None
+    save_crop(path, document)
     return path
 
 

@@ -12,17 +12,21 @@ Numbers are taken strictly: a matrix entry, a size or a setting must be a JSON n
 from __future__ import annotations
 
 import json
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 from gs_contract.camera import PinholeCamera
 from gs_contract.errors import InputError, PoseError
-from gs_contract.files import regular_file_problem, require_regular_file
+from gs_contract.files import require_regular_file
+from gs_contract.jsonfile import (
+    JsonValidator,
+    describe_value,
+    read_json_file,
+    short_repr,
+)
 from gs_contract.pose import Similarity, similarity_from_matrix
 from gs_contract.scenario.model import AssetSpec, FrameSpec, ObjectSpec, Scenario
 from gs_contract.scenario.schema import (
@@ -63,23 +67,7 @@ def load_scenario(path: str | Path) -> Scenario:
             long to read), or any field breaks a rule of :func:`parse_scenario`.
     """
     path = Path(path)
-    problem = regular_file_problem(path)
-    if problem is not None:
-        raise InputError(path, None, problem)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"cannot read: {exc}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"line {exc.lineno} column {exc.colno}",
-                         f"invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise InputError(path, None, "invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal longer than Python converts
-        raise InputError(path, None, f"invalid JSON: {exc}") from None
-    return parse_scenario(raw, path)
+    return parse_scenario(read_json_file(path), path)
 
 
 def parse_scenario(raw: Any, path: str | Path) -> Scenario:
@@ -95,13 +83,13 @@ def parse_scenario(raw: Any, path: str | Path) -> Scenario:
             (with the frame, the object and the anisotropy).
     """
     path = Path(path).resolve()
-    v = _Validator(path)
+    v = JsonValidator(path)
     raw = v.mapping(raw, "$")
     fmt, version = raw.get("format"), raw.get("version")
     if fmt != SCENARIO_FORMAT:
-        v.fail("format", f"expected {SCENARIO_FORMAT!r}, got {_kind(fmt)}")
+        v.fail("format", f"expected {SCENARIO_FORMAT!r}, got {describe_value(fmt)}")
     if version != SCENARIO_VERSION or isinstance(version, bool):
-        v.fail("version", f"unsupported version {_repr(version)}; this reader reads version "
+        v.fail("version", f"unsupported version {short_repr(version)}; this reader reads version "
                           f"{SCENARIO_VERSION}")
     v.no_unknown_keys(raw, "$", TOP_LEVEL_KEYS)
 
@@ -120,21 +108,21 @@ def parse_scenario(raw: Any, path: str | Path) -> Scenario:
 # sections
 
 
-def _parse_classes(v: _Validator, raw: Any) -> tuple[str, ...]:
+def _parse_classes(v: JsonValidator, raw: Any) -> tuple[str, ...]:
     if raw is None:
         v.fail("classes", "missing: a list of class names (may be empty)")
     items = v.sequence(raw, "classes")
     seen: set[str] = set()
     for i, name in enumerate(items):
         if not isinstance(name, str) or not name.strip():
-            v.fail(f"classes[{i}]", f"expected a non-empty string, got {_kind(name)}")
+            v.fail(f"classes[{i}]", f"expected a non-empty string, got {describe_value(name)}")
         if name in seen:
             v.fail(f"classes[{i}]", f"duplicate class name {name!r}")
         seen.add(name)
     return tuple(items)
 
 
-def _parse_assets(v: _Validator, raw: Any) -> dict[str, AssetSpec]:
+def _parse_assets(v: JsonValidator, raw: Any) -> dict[str, AssetSpec]:
     assets: dict[str, AssetSpec] = {}
     for name, spec in v.mapping(raw, "assets").items():
         where = f"assets.{name}"
@@ -149,7 +137,7 @@ def _parse_assets(v: _Validator, raw: Any) -> dict[str, AssetSpec]:
     return assets
 
 
-def _parse_keep(v: _Validator, raw: Any, where: str) -> np.ndarray:
+def _parse_keep(v: JsonValidator, raw: Any, where: str) -> np.ndarray:
     """``keep``: a list of indices, or a ``.npy`` / ``.json`` file of them. Returns
     ``[M]`` int64, sorted, unique."""
     if isinstance(raw, str):
@@ -191,7 +179,7 @@ def _int_list(raw: Any) -> np.ndarray | None:
     return np.asarray(raw) if raw else np.zeros(0, dtype=np.int64)
 
 
-def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
+def _parse_objects(v: JsonValidator, raw: Any, assets: Mapping[str, AssetSpec],
                    classes: Sequence[str]) -> dict[str, ObjectSpec]:
     """Objects in file order. An instrument's instance is its ``instance`` value, or its
     own name when it has none; instance ids are 1, 2, ... in the order in which each
@@ -207,7 +195,7 @@ def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
             v.fail(f"{where}.asset", f"unknown asset {asset!r}; known: {sorted(assets)}")
         role = v.required(spec, "role", where)
         if not isinstance(role, str) or role not in ROLES:
-            v.fail(f"{where}.role", f"expected one of {list(ROLES)}, got {_kind(role)}")
+            v.fail(f"{where}.role", f"expected one of {list(ROLES)}, got {describe_value(role)}")
         class_name = spec.get("class")
         class_index = instance_id = instance = None
         if role != ROLE_INSTRUMENT:
@@ -217,7 +205,7 @@ def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
                                             f"instance; {name!r} has role {role!r}")
         else:
             if not isinstance(class_name, str) or class_name not in classes:
-                v.fail(f"{where}.class", f"instrument class {_kind(class_name)} is not in "
+                v.fail(f"{where}.class", f"instrument class {describe_value(class_name)} is not in "
                                          f"classes {list(classes)}")
             class_index = list(classes).index(class_name)
             instance = name if "instance" not in spec else \
@@ -238,7 +226,7 @@ def _parse_objects(v: _Validator, raw: Any, assets: Mapping[str, AssetSpec],
     return objects
 
 
-def _parse_render(v: _Validator, raw: Any) -> RenderSettings:
+def _parse_render(v: JsonValidator, raw: Any) -> RenderSettings:
     raw = v.mapping(raw, "render")
     d = RenderSettings()
     v.no_unknown_keys(raw, "render", RENDER_KEYS)
@@ -252,13 +240,14 @@ def _parse_render(v: _Validator, raw: Any) -> RenderSettings:
         v.fail("render.near", f"need 0 < near < far, got near={near}, far={far}")
     sh_degree = raw.get("sh_degree", d.sh_degree)
     if sh_degree is not None and (type(sh_degree) is not int or not 0 <= sh_degree <= 3):
-        v.fail("render.sh_degree", f"expected null or an integer 0-3, got {_kind(sh_degree)}")
+        v.fail("render.sh_degree",
+               f"expected null or an integer 0-3, got {describe_value(sh_degree)}")
     antialiased = v.boolean(raw.get("antialiased", d.antialiased), "render.antialiased")
     return RenderSettings((float(background[0]), float(background[1]), float(background[2])),
                           near, far, sh_degree, antialiased)
 
 
-def _parse_output(v: _Validator, raw: Any) -> OutputSettings:
+def _parse_output(v: JsonValidator, raw: Any) -> OutputSettings:
     raw = v.mapping(raw, "output")
     d = OutputSettings()
     v.no_unknown_keys(raw, "output", OUTPUT_KEYS)
@@ -267,10 +256,11 @@ def _parse_output(v: _Validator, raw: Any) -> OutputSettings:
         image_format = IMAGE_FORMAT_ALIASES.get(image_format, image_format)
     if not isinstance(image_format, str) or image_format not in IMAGE_FORMATS:
         v.fail("output.image_format", f"expected one of {list(IMAGE_FORMATS)}, got "
-                                      f"{_kind(image_format)}")
+                                      f"{describe_value(image_format)}")
     yolo_task = raw.get("yolo_task", d.yolo_task)
     if not isinstance(yolo_task, str) or yolo_task not in YOLO_TASKS:
-        v.fail("output.yolo_task", f"expected one of {list(YOLO_TASKS)}, got {_kind(yolo_task)}")
+        v.fail("output.yolo_task",
+               f"expected one of {list(YOLO_TASKS)}, got {describe_value(yolo_task)}")
     flags = {k: v.boolean(raw.get(k, getattr(d, k)), f"output.{k}")
              for k in ("coco", "masks", "amodal", "depth")}
     val_fraction = v.number(raw.get("val_fraction", d.val_fraction), "output.val_fraction")
@@ -278,11 +268,11 @@ def _parse_output(v: _Validator, raw: Any) -> OutputSettings:
         v.fail("output.val_fraction", f"expected a number in [0, 1], got {val_fraction}")
     split_seed = v.integer(raw.get("split_seed", d.split_seed), "output.split_seed")
     if split_seed < 0:
-        v.fail("output.split_seed", f"must be an integer >= 0, got {_kind(split_seed)}")
+        v.fail("output.split_seed", f"must be an integer >= 0, got {describe_value(split_seed)}")
     min_pixels = v.integer(raw.get("min_visible_pixels", d.min_visible_pixels),
                            "output.min_visible_pixels")
     if min_pixels < 0:
-        v.fail("output.min_visible_pixels", f"must be >= 0, got {_kind(min_pixels)}")
+        v.fail("output.min_visible_pixels", f"must be >= 0, got {describe_value(min_pixels)}")
     threshold = v.number(raw.get("mask_threshold", d.mask_threshold), "output.mask_threshold")
     if not 0.0 < threshold <= 1.0:
         v.fail("output.mask_threshold", f"expected a number in (0, 1], got {threshold}")
@@ -291,7 +281,7 @@ def _parse_output(v: _Validator, raw: Any) -> OutputSettings:
                           mask_threshold=threshold, **flags)
 
 
-def _parse_frames(v: _Validator, raw: Any,
+def _parse_frames(v: JsonValidator, raw: Any,
                   objects: Mapping[str, ObjectSpec]) -> tuple[FrameSpec, ...]:
     frames: list[FrameSpec] = []
     names: dict[str, int] = {}
@@ -327,7 +317,7 @@ def _parse_frames(v: _Validator, raw: Any,
     return tuple(frames)
 
 
-def _parse_camera(v: _Validator, raw: Any, where: str) -> PinholeCamera:
+def _parse_camera(v: JsonValidator, raw: Any, where: str) -> PinholeCamera:
     raw = v.mapping(raw, where)
     v.no_unknown_keys(raw, where, CAMERA_KEYS)
     width = v.integer(v.required(raw, "width", where), f"{where}.width")
@@ -335,7 +325,7 @@ def _parse_camera(v: _Validator, raw: Any, where: str) -> PinholeCamera:
     for key, value in (("width", width), ("height", height)):
         if not 0 < value <= MAX_IMAGE_SIDE:
             v.fail(f"{where}.{key}", f"image size must be a positive integer <= "
-                                     f"{MAX_IMAGE_SIDE}, got {_kind(value)}")
+                                     f"{MAX_IMAGE_SIDE}, got {describe_value(value)}")
     K = v.matrix(v.required(raw, "K", where), f"{where}.K", (3, 3))
     fx, fy = K[0, 0], K[1, 1]
     if not (fx > 0 and fy > 0):
@@ -356,7 +346,7 @@ def _parse_camera(v: _Validator, raw: Any, where: str) -> PinholeCamera:
     return PinholeCamera(width, height, K, w2c)
 
 
-def _check_depth(v: _Validator, value: Any, where: str, limit: int) -> None:
+def _check_depth(v: JsonValidator, value: Any, where: str, limit: int) -> None:
     """Refuse lists/objects nested deeper than ``limit`` (walked without recursion)."""
     stack = [(value, 1)]
     while stack:
@@ -370,150 +360,3 @@ def _check_depth(v: _Validator, value: Any, where: str, limit: int) -> None:
 
 # ---------------------------------------------------------------------------
 # small typed accessors that know the JSON path of what they read
-
-
-class _Validator:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, problem: str) -> NoReturn:
-        raise InputError(self.path, None if where == "$" else where, problem)
-
-    def resolve(self, relative: str) -> Path:
-        p = Path(relative).expanduser()
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
-
-    def required(self, spec: Mapping[str, Any], key: str, where: str) -> Any:
-        if key not in spec:
-            self.fail(_join(where, key), "missing required field")
-        return spec[key]
-
-    def no_unknown_keys(self, spec: Mapping[str, Any], where: str,
-                        allowed: frozenset[str]) -> None:
-        unknown = sorted(set(spec) - allowed)
-        if unknown:
-            self.fail(_join(where, unknown[0]), f"unknown key; expected one of {sorted(allowed)}")
-
-    def mapping(self, value: Any, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"expected an object, got {_kind(value)}")
-        return value
-
-    def sequence(self, value: Any, where: str) -> list[Any]:
-        if not isinstance(value, list):
-            self.fail(where, f"expected a list, got {_kind(value)}")
-        return value
-
-    def string(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value:
-            self.fail(where, f"expected a non-empty string, got {_kind(value)}")
-        return value
-
-    def boolean(self, value: Any, where: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(where, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def number(self, value: Any, where: str) -> float:
-        """A finite JSON number (not a boolean, not a numeric string) as a float."""
-        if not _is_number(value):
-            self.fail(where, f"expected a finite number, got {_kind(value)}")
-        try:
-            out = float(value)
-        except OverflowError:
-            self.fail(where, f"number too large, got {_kind(value)}")
-        if not math.isfinite(out):
-            self.fail(where, f"expected a finite number, got {_kind(value)}")
-        return out
-
-    def integer(self, value: Any, where: str) -> int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(where, f"expected an integer, got {_kind(value)}")
-        return value
-
-    def matrix(self, value: Any, where: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A vector (``shape`` (n,)) or matrix (``shape`` (r, c)) of finite JSON numbers
-        as float64. Numeric strings, booleans and numbers beyond float range are refused
-        naming the entry, e.g. ``[1][2]``."""
-        rows = [value] if len(shape) == 1 else value
-        rows_wanted = 1 if len(shape) == 1 else shape[0]
-        if not isinstance(rows, list) or len(rows) != rows_wanted or not all(
-                isinstance(r, list) and len(r) == shape[-1] for r in rows):
-            what = f"list of {shape[0]} numbers" if len(shape) == 1 else \
-                f"{shape[0]}x{shape[1]} matrix"
-            self.fail(where, f"expected a {what} (shape {list(shape)}), got {_shape_of(value)}")
-        if all(type(x) is float or type(x) is int for row in rows for x in row):
-            try:  # the common case, fast; errors are located below
-                out = np.array(rows, dtype=np.float64)
-            except OverflowError:
-                out = self._entries(rows, where, shape)
-        else:
-            out = self._entries(rows, where, shape)
-        if not np.isfinite(out).all():
-            bad = [f"[{j}]" if len(shape) == 1 else f"[{i}][{j}]"
-                   for i, j in np.argwhere(~np.isfinite(out))]
-            self.fail(where, f"contains NaN or infinity at {', '.join(bad)}")
-        return out.reshape(shape)
-
-    def _entries(self, rows: list[list[Any]], where: str, shape: tuple[int, ...]) -> np.ndarray:
-        """``rows`` as float64, entry by entry, refusing the first that is not a number
-        or is beyond float range."""
-        out = np.empty((len(rows), shape[-1]), dtype=np.float64)
-        for i, row in enumerate(rows):
-            for j, x in enumerate(row):
-                entry = f"[{j}]" if len(shape) == 1 else f"[{i}][{j}]"
-                if not _is_number(x):
-                    self.fail(where, f"entry {entry} must be a number, got {_kind(x)}")
-                try:
-                    out[i, j] = x
-                except OverflowError:
-                    self.fail(where, f"entry {entry} is too large, got {_kind(x)}")
-        return out
-
-
-def _is_number(x: Any) -> bool:
-    """A real number that is not a boolean (JSON ``true`` is not 1 here)."""
-    if type(x) is float or type(x) is int:
-        return True
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
-
-
-def _shape_of(value: Any) -> str:
-    if not isinstance(value, list):
-        return _kind(value)
-    lengths = {len(r) if isinstance(r, list) else None for r in value}
-    if len(lengths) == 1 and None not in lengths:
-        return str([len(value), lengths.pop()])
-    if lengths == {None}:
-        return str([len(value)])
-    return "a ragged list"
-
-
-def _join(where: str, key: str) -> str:
-    return key if where == "$" else f"{where}.{key}"
-
-
-def _repr(value: Any) -> str:
-    """``repr`` of a short scalar; :func:`_kind` of anything long or nested."""
-    if isinstance(value, (bool, float)) or value is None \
-            or (isinstance(value, int) and value.bit_length() <= 64) \
-            or (isinstance(value, str) and len(value) < 40):
-        return repr(value)
-    return _kind(value)
-
-
-def _kind(value: Any) -> str:
-    """How a JSON value reads in a message (short, never the whole of a huge value)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    if isinstance(value, (int, float)):
-        return f"number {value}"
-    if isinstance(value, str):
-        return f"string {value!r}" if len(value) < 40 else "a string"
-    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
