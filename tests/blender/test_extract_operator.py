@@ -23,6 +23,7 @@ import bpy
 import numpy as np
 import pytest
 from fake_extract_backend import AUTO_MODULUS, RECORD_ENV
+from paths import BACKEND_PYTHON
 from scene_factory import build_small_scene
 
 from blender_addon.blender import extract_job, operators_extract, panels, render_job
@@ -228,6 +229,20 @@ def test_crop_only_skips_the_automatic_stage(volumes, record):
     assert run_to_end(run) == {'FINISHED'}
     assert json.loads((record / "argv.json").read_text())[-1] == "--no-auto"
     np.testing.assert_array_equal(np.sort(proxy_rows(proxy)), expected)
+
+
+def test_with_the_real_backend_crop_volumes_land_where_the_user_sees_them(volumes, tmp_path):
+    """The same crop, through the real ``gs-backend extract`` (``python -m gs_backend``):
+    what the viewport draws is what the backend keeps, and the export writes it."""
+    if not BACKEND_PYTHON.is_file():
+        pytest.skip("needs the backend venv (.venv); `make setup` creates it")
+    proxy = bpy.data.objects["driver"]
+    expected = expected_rows(proxy, volumes, auto=False)
+    run = start_extract(bpy.context, auto=False, backend_command=str(BACKEND_PYTHON))
+    assert run_to_end(run, timeout=300.0) == {'FINISHED'}, run.reports
+    np.testing.assert_array_equal(np.sort(proxy_rows(proxy)), expected)
+    assert [s.name for s in run.process.report.stages] == ["unusable", "crop"]
+    assert export_keep(tmp_path) == expected.tolist()
 
 
 def test_automatic_only_without_volumes(proxy, record):
