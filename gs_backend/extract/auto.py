@@ -53,13 +53,15 @@ from scipy.spatial import cKDTree
 DENSITY_NEIGHBOURS = 8
 SUBSAMPLE = 50_000
 DISTANCE_FACTOR = 3.0
-RANSAC_PLANES = 256
-FLOOR_BAND_SIGMAS = 4.0
+RANSAC_PLANES = 512
+FLOOR_BAND_SIGMAS = 3.0
 FLOOR_MIN_SHARE = 0.05
 FLOOR_MIN_SPREAD = 0.3
 FLOOR_MIN_SIDE = 0.9
 FLOOR_PLANES_TRIED = 3
-FLOOR_SIZE_RATIO = 0.5
+FLOOR_SIZE_RATIO = 0.6
+FLOOR_REFINE_STEPS = 6
+FLOOR_SETTLED = 1.5
 NEIGHBOURS = 12
 HALO_SIZE_RATIO = 3.0
 HALO_OPACITY_RATIO = 0.5
@@ -152,7 +154,7 @@ def _floor_stage(points: np.ndarray, sizes: np.ndarray, alive: np.ndarray,
     left = np.ones(sample.shape[0], dtype=bool)
     tried = []
     for _ in range(FLOOR_PLANES_TRIED):
-        plane = _fit_floor(sample, left, nearest <= tol, tol, rng)
+        plane = _fit_floor(sample, left, nearest, tol, rng)
         if plane is None:
             break
         tried.append(plane.params)
@@ -192,34 +194,55 @@ class _Plane:
     params: dict[str, Any]
 
 
-def _fit_floor(sample: np.ndarray, left: np.ndarray, dense: np.ndarray, tol: float,
+def _fit_floor(sample: np.ndarray, left: np.ndarray, nearest: np.ndarray, tol: float,
                rng: np.random.Generator) -> _Plane | None:
     """The best-supported plane through the ``left`` points of ``sample``, refined, with
-    the floor tests (a), (b), (c) of the module docstring."""
+    the floor tests of the module docstring.
+
+    The refinement weighs each point by the area it stands for, ``nearest ** 2`` (its
+    nearest-neighbour distance squared, capped at the 90th percentile so lone far points
+    do not dominate): a sparse table then outweighs the dense tool lying on it.
+    """
     if left.sum() < 16:
         return None
-    normal, origin = _ransac_plane(sample[left], tol, rng)
+    dense = nearest <= tol
+    area = np.minimum(nearest**2, np.quantile(nearest**2, 0.9))
+    normal, origin = _ransac_plane(sample[left], area[left], tol, rng)
     residual = (sample - origin) @ normal
-    window = tol
-    for _ in range(6):  # grow the window until it holds the plane's noise (3 sigma)
-        near = left & (np.abs(residual) <= window)
-        origin = sample[near].mean(axis=0)
-        _, singular, axes = np.linalg.svd(sample[near] - origin, full_matrices=False)
+    window = used = tol
+    for _ in range(FLOOR_REFINE_STEPS):  # grow the window to hold the noise (3 sigma)
+        used = window
+        near = left & (np.abs(residual) <= used)
+        weight = area[near] / area[near].sum()
+        origin = weight @ sample[near]
+        centred = (sample[near] - origin) * np.sqrt(weight)[:, None]
+        axes = np.linalg.svd(centred, full_matrices=False)[2]
         normal = axes[2]
         residual = (sample - origin) @ normal
-        sigma = 1.4826 * float(np.median(np.abs(residual[near])))
+        sigma = 1.4826 * _weighted_median(np.abs(residual[near]), weight)
         window = max(tol, 3.0 * sigma)
     band = max(FLOOR_BAND_SIGMAS * sigma, tol * 1e-6)
     inliers = left & (np.abs(residual) <= band)
     share = float(inliers.sum() / left.size)
-    spread = float(singular[1] / max(singular[0], 1e-300))
+    # The shape of the plane's points, counted alike (not by area): a table is a disk,
+    # a slab through a long thin tool is a strip.
+    in_plane = np.linalg.svd(sample[inliers] - sample[inliers].mean(axis=0),
+                             compute_uv=False) / np.sqrt(max(int(inliers.sum()), 1))
+    spread = float(in_plane[1] / max(in_plane[0], 1e-300))
     off = (np.abs(residual) > band) & dense
     above = float((residual[off] > 0).mean()) if off.any() else 0.5
     side = max(above, 1.0 - above)
-    found = share >= FLOOR_MIN_SHARE and spread >= FLOOR_MIN_SPREAD and side >= FLOOR_MIN_SIDE
-    up = normal if above >= 0.5 else -normal
-    return _Plane(up, origin, band, residual * (1 if above >= 0.5 else -1), found,
-                  {"found": found, "share": share, "spread": spread, "side": side,
+    sign = 1.0 if above >= 0.5 else -1.0
+    height = float(np.quantile(sign * residual[off], 0.95)) if off.any() else 0.0
+    extent = 2.0 * float(in_plane[0])  # about the plane's radius
+    # A plane's noise settles within a few steps; a window still growing is a curved
+    # surface (e.g. across a tool's end), not a plane.
+    settled = window <= FLOOR_SETTLED * used
+    found = bool(settled and share >= FLOOR_MIN_SHARE and spread >= FLOOR_MIN_SPREAD
+                 and side >= FLOOR_MIN_SIDE and height <= extent)
+    return _Plane(sign * normal, origin, band, sign * residual, found,
+                  {"found": found, "settled": bool(settled), "share": share,
+                   "spread": spread, "side": side, "height": height, "extent": extent,
                    "band": band})
 
 
@@ -229,22 +252,25 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
-def _ransac_plane(points: np.ndarray, tol: float, rng: np.random.Generator
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normal ``[3]`` and a point ``[3]`` of the plane with most points within ``tol``."""
-    triples = points[rng.integers(0, points.shape[0], (RANSAC_PLANES, 3))]  # [T, 3, 3]
+def _ransac_plane(points: np.ndarray, area: np.ndarray, tol: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normal ``[3]`` and a point ``[3]`` of the plane through 3 of ``points`` whose
+    points within ``tol`` cover the largest ``area`` (``[N]``, each point's share).
+    ``triples``: ``[T, 3, 3]``."""
+    # Triples drawn in proportion to area too, so a sparse table gets sampled.
+    triples = points[rng.choice(points.shape[0], (RANSAC_PLANES, 3), p=area / area.sum())]
     normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
     length = np.linalg.norm(normals, axis=1)
     valid = length > 0
     normals = normals[valid] / length[valid, None]
     origins = triples[valid, 0]
-    best, best_count = 0, -1
+    best, best_score = 0, -1.0
     for start in range(0, normals.shape[0], 32):
         n, o = normals[start:start + 32], origins[start:start + 32]
         residual = points @ n.T - np.sum(n * o, axis=1)
-        counts = (np.abs(residual) <= tol).sum(axis=0)
-        if counts.max() > best_count:
-            best, best_count = start + int(counts.argmax()), int(counts.max())
+        scores = area @ (np.abs(residual) <= tol)
+        if scores.max() > best_score:
+            best, best_score = start + int(scores.argmax()), float(scores.max())
     return normals[best], origins[best]
 
 

@@ -5,7 +5,9 @@ A lab's instrument splat comes from orbiting the instrument with a camera and tr
 builds such a capture with every row labelled (:class:`Label`):
 
 - ``TOOL``: the instrument, surface-aligned Gaussians (:mod:`gs_backend.synthetic.surfels`),
-  one of :data:`SHAPES`. Thin parts (jaws, a hook's wire) can be *sparse*: few large,
+  one of :data:`SHAPES`: the demo's needle driver, a grasper with long thin flat jaws, a
+  J hook of thin wire, a dissector with jaws curving sideways, a fenestrated grasper whose
+  jaws are thin wire loops. Thin parts (jaws, a hook's wire) can be *sparse*: few large,
   elongated Gaussians, as 3DGS represents them.
 - ``FLOOR``: the table it lies on: a dense, slightly noisy plane touching the tool (the
   tool is tilted, so it rests on one point of the table).
@@ -42,8 +44,8 @@ from gs_backend.synthetic.surfels import (
 )
 from gs_contract.splats import save_inria_ply
 
-Shape = Literal["needle_driver", "grasper", "hook", "curved"]
-SHAPES: tuple[Shape, ...] = ("needle_driver", "grasper", "hook", "curved")
+Shape = Literal["needle_driver", "grasper", "hook", "curved", "fenestrated"]
+SHAPES: tuple[Shape, ...] = ("needle_driver", "grasper", "hook", "curved", "fenestrated")
 
 _STEEL = (0.36, 0.37, 0.39)
 _BLACK = (0.06, 0.06, 0.07)
@@ -281,8 +283,34 @@ def _curved(rng: np.random.Generator) -> list[Part]:
     return parts
 
 
+def _fenestrated(rng: np.random.Generator) -> list[Part]:
+    """Straight shaft, wrist, two jaws that are thin wire loops (a fenestrated grasper)."""
+    half_open = np.radians(rng.uniform(10.0, 50.0)) / 2
+    half_length = rng.uniform(7.0, 10.0) * _MM
+    half_width = rng.uniform(1.2, 2.0) * _MM
+    hinge = np.array([2 * half_length, 0.0, 0.0])
+    z = np.array([0.0, 0.0, 1.0])
+    wire = 0.35 * _MM
+    parts: list[Part] = [
+        (_tube(2 * half_length + 8 * _MM, 0.3, 2.5 * _MM, 2.5 * _MM), False, _BLACK),
+        (_tube(2 * half_length, 2 * half_length + 8 * _MM, 1.8 * _MM, 2.5 * _MM), False,
+         _STEEL),
+    ]
+    for side in (+1, -1):
+        middle = np.array([half_length, 0.0, side * wire])
+
+        def loop(u: np.ndarray, middle: np.ndarray = middle) -> np.ndarray:
+            t = 2 * np.pi * u
+            return middle + np.stack([half_length * np.cos(t), half_width * np.sin(t), 0 * t],
+                                     axis=1)
+
+        jaw = _swept(loop, lambda u: wire + 0 * u, lambda u: wire + 0 * u, z)
+        parts.append((_rotated(jaw, _rot_y(side * half_open), hinge), True, _STEEL))
+    return parts
+
+
 _PART_BUILDERS: dict[str, Callable[[np.random.Generator], list[Part]]] = {
-    "grasper": _grasper, "hook": _hook, "curved": _curved,
+    "grasper": _grasper, "hook": _hook, "curved": _curved, "fenestrated": _fenestrated,
 }
 
 
