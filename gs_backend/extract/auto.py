@@ -15,16 +15,24 @@ The method, stage by stage (each reports what it removed and what it chose):
    the coordinate-wise median of the densest 10 %; the object's extent is the 98th
    percentile of the distance from the centre over the denser half. Everything farther
    than ``DISTANCE_FACTOR`` times that extent (the far room) is dropped.
-2. ``auto.floor``: a table under the tool is a large dense plane touching it. RANSAC
-   (planes through 3 random points of a subsample, inliers closer than the subsample's
-   median nearest-neighbour distance) finds the best-supported plane; a least-squares fit
-   to its inliers refines it, and the band's half width is ``FLOOR_BAND_SIGMAS`` robust
-   standard deviations (1.4826 MAD) of the inliers' residuals. The plane counts as a
-   floor only if (a) it holds at least ``FLOOR_MIN_SHARE`` of the points, (b) its inliers
-   spread in two directions (a strip along a tool's side or a flat jaw does not:
-   ratio of the in-plane principal extents >= ``FLOOR_MIN_SPREAD``), and (c) the dense
-   points off the plane lie on one side of it (>= ``FLOOR_MIN_SIDE``: a tool rests *on*
-   a table). Then the band and everything beyond it on the far side are dropped.
+2. ``auto.floor``: a table under the tool is a large plane touching it. On a subsample,
+   each point stands for the area around it (its nearest-neighbour distance squared,
+   capped at the 90th percentile), so a sparse table outweighs the dense tool. RANSAC
+   (planes through 3 points drawn in proportion to area, scored by the area within the
+   median nearest-neighbour distance) proposes a plane; an area-weighted least-squares
+   fit refines it while its window grows to 3 robust standard deviations (1.4826 MAD)
+   of the residuals. The band's half width is ``FLOOR_BAND_SIGMAS`` of those. The plane
+   is a floor only if (a) its noise settled (a window still growing by more than
+   ``FLOOR_SETTLED`` is a curved surface, e.g. across a tool's end), (b) it holds at
+   least ``FLOOR_MIN_SHARE`` of the points, (c) its points spread in two directions (a
+   slab through a long thin tool is a strip: in-plane extent ratio >=
+   ``FLOOR_MIN_SPREAD``), (d) the dense points off it lie on one side (>=
+   ``FLOOR_MIN_SIDE``: a tool rests *on* a table) and (e) not higher than the plane's
+   own radius (a tool lies on a table; the disk across a tool's end is small beside
+   the tool's length). Up to ``FLOOR_PLANES_TRIED`` planes are tried, each without
+   the previous one's points. Then the band and everything under it are dropped,
+   except, in the band, Gaussians smaller than ``FLOOR_SIZE_RATIO`` times the table's
+   own (its area-weighted median size): the tool's, where it rests on the table.
 3. ``auto.halo``: for each Gaussian, its size (largest standard deviation) and opacity
    are compared with the medians of its 12 nearest neighbours. A halo is much larger
    (>= ``HALO_SIZE_RATIO``) and much fainter (<= ``HALO_OPACITY_RATIO``) than the
@@ -35,6 +43,12 @@ The method, stage by stage (each reports what it removed and what it chose):
    Gaussians, and leaves floaters (alone or in small clumps in free space) apart. The
    largest connected part is the tool; other parts at least ``MIN_PART_SHARE`` of its size
    are kept too (a jaw the capture left detached).
+
+Limits (measured on the synthetic captures of :mod:`gs_backend.synthetic.capture`): a
+table with far fewer Gaussians than the tool (e.g. 260 large ones under a 3,000-Gaussian
+needle driver) is not found, and stays attached to the tool; a tool standing upright on
+its table, or one with a large flat part, may not be told from a table. Crop volumes
+and colour keys (the manual controls) are for those.
 
 Neighbour queries use scipy's ``cKDTree`` and the components scipy's ``csgraph``: well
 kept, compiled, multi-threaded (``workers=-1``), so a 1M-Gaussian capture takes seconds.
@@ -151,28 +165,29 @@ def _floor_stage(points: np.ndarray, sizes: np.ndarray, alive: np.ndarray,
         return alive, StageReport("auto.floor", 0, {"found": False})
     nearest = cKDTree(sample).query(sample, k=2, workers=-1)[0][:, 1]
     tol = float(np.median(nearest))
+    # The area each sample point stands for, capped so that lone far points do not
+    # dominate: a sparse table then outweighs the dense tool lying on it.
+    area = np.minimum(nearest**2, np.quantile(nearest**2, 0.9))
     left = np.ones(sample.shape[0], dtype=bool)
     tried = []
+    plane = None
     for _ in range(FLOOR_PLANES_TRIED):
-        plane = _fit_floor(sample, left, nearest, tol, rng)
+        plane = _fit_floor(sample, left, area, nearest <= tol, tol, rng)
         if plane is None:
             break
         tried.append(plane.params)
         if plane.found:
             break
         left &= np.abs(plane.residual) > plane.band  # not this one: look for the next
-    else:
-        plane = None
     if plane is None or not plane.found:
         return alive, StageReport("auto.floor", 0, {"found": False, "planes": tried})
     height = (points[live] - plane.origin) @ plane.up
     floor = height <= plane.band
     # The tool rests on the table: in the band, Gaussians much smaller than the table's
     # own are the tool's (the components stage drops any left alone). The table's size
-    # is the median over its area (each sample point weighted by its nearest-neighbour
-    # distance squared), so the dense tool lying in the band does not count.
+    # is the median over its area, so the dense tool lying in the band does not count.
     on_plane = np.abs(plane.residual) <= plane.band
-    floor_size = _weighted_median(sizes[sample_rows[on_plane]], nearest[on_plane] ** 2)
+    floor_size = _weighted_median(sizes[sample_rows[on_plane]], area[on_plane])
     floor &= ~((height >= -plane.band) & (sizes[live] <= FLOOR_SIZE_RATIO * floor_size))
     out = alive.copy()
     out[live[floor]] = False
@@ -194,19 +209,18 @@ class _Plane:
     params: dict[str, Any]
 
 
-def _fit_floor(sample: np.ndarray, left: np.ndarray, nearest: np.ndarray, tol: float,
-               rng: np.random.Generator) -> _Plane | None:
-    """The best-supported plane through the ``left`` points of ``sample``, refined, with
-    the floor tests of the module docstring.
-
-    The refinement weighs each point by the area it stands for, ``nearest ** 2`` (its
-    nearest-neighbour distance squared, capped at the 90th percentile so lone far points
-    do not dominate): a sparse table then outweighs the dense tool lying on it.
-    """
+def _fit_floor(
+    sample: np.ndarray,  # [M, 3] subsample of the points
+    left: np.ndarray,  # [M] bool, not on a plane tried before
+    area: np.ndarray,  # [M] area each point stands for
+    dense: np.ndarray,  # [M] bool, the denser half
+    tol: float,  # RANSAC's inlier distance
+    rng: np.random.Generator,
+) -> _Plane | None:
+    """The plane of largest area through the ``left`` points, refined (area-weighted),
+    with the floor tests (a)-(e) of the module docstring."""
     if left.sum() < 16:
         return None
-    dense = nearest <= tol
-    area = np.minimum(nearest**2, np.quantile(nearest**2, 0.9))
     normal, origin = _ransac_plane(sample[left], area[left], tol, rng)
     residual = (sample - origin) @ normal
     window = used = tol
@@ -255,8 +269,7 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 def _ransac_plane(points: np.ndarray, area: np.ndarray, tol: float,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Unit normal ``[3]`` and a point ``[3]`` of the plane through 3 of ``points`` whose
-    points within ``tol`` cover the largest ``area`` (``[N]``, each point's share).
-    ``triples``: ``[T, 3, 3]``."""
+    points within ``tol`` cover the largest ``area`` (``[N]``, each point's share)."""
     # Triples drawn in proportion to area too, so a sparse table gets sampled.
     triples = points[rng.choice(points.shape[0], (RANSAC_PLANES, 3), p=area / area.sum())]
     normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
@@ -296,7 +309,7 @@ def _halo_and_components(points: np.ndarray, sizes: np.ndarray, opacity: np.ndar
                        shape=(live.size, live.size))
     _, label = connected_components(graph, directed=True, connection="weak")
     label[halo] = -1
-    counts = np.bincount(label[~halo])
+    counts = np.bincount(label[~halo], minlength=1)
     largest = int(counts.max())
     parts = np.flatnonzero(counts >= MIN_PART_SHARE * largest)
     tool = np.isin(label, parts)
