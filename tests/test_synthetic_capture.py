@@ -79,3 +79,36 @@ def test_saved_as_inria_ply(tmp_path: Path) -> None:
     xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)
     assert np.array_equal(xyz, capture.means)
     assert np.allclose(np.exp(vertex["scale_0"]), capture.scales[:, 0], rtol=1e-5)
+
+
+def test_capture_around_keeps_the_instrument_rows_and_extracts_back() -> None:
+    """A given instrument wrapped in table, room, floaters and halos, in its own frame:
+    its rows come first and unchanged, and the automatic extraction finds them."""
+    from gs_backend.extract.auto import auto_extract
+    from gs_backend.synthetic.capture import capture_around
+    from gs_backend.synthetic.instrument import make_needle_driver
+
+    g = make_needle_driver(6000, seed=3)
+    arrays = [t.numpy() for t in (g.means, g.quats, g.scales, g.opacities, g.sh)]
+    capture = capture_around(*arrays, seed=7)
+    m = g.count
+    for mine, given in zip((capture.means, capture.quats, capture.scales, capture.opacities,
+                            capture.sh), arrays, strict=True):
+        np.testing.assert_array_equal(mine[:m], given)
+    assert (capture.labels[:m] == Label.TOOL).all()
+    assert set(np.unique(capture.labels[m:])) == {Label.FLOOR, Label.BACKGROUND,
+                                                   Label.FLOATER, Label.HALO}
+    # the table is under the tool: in the tool's frame it is a plane the tool touches
+    floor = capture.means[capture.labels == Label.FLOOR].astype(np.float64)
+    centre = floor.mean(axis=0)
+    normal = np.linalg.svd(floor - centre)[2][-1]
+    heights = (capture.means[:m] - centre) @ normal
+    tolerance = 0.01 * np.ptp(heights)  # the table is noisy; the tool rests on it
+    assert heights.max() <= tolerance or heights.min() >= -tolerance  # all on one side
+    assert min(np.abs(heights)) <= tolerance  # and touching it
+
+    result = auto_extract(capture.means, capture.scales, capture.opacities,
+                          np.ones(capture.count, dtype=bool))
+    tool = capture.labels == Label.TOOL
+    true_positive = int((result.keep & tool).sum())
+    assert true_positive / result.keep.sum() >= 0.99 and true_positive / m >= 0.99

@@ -157,6 +157,60 @@ def make_capture(
     )
 
 
+def capture_around(
+    means: np.ndarray,  # [M, 3] an instrument's Gaussians in its own frame (metres)
+    quats: np.ndarray,  # [M, 4] wxyz
+    scales: np.ndarray,  # [M, 3]
+    opacities: np.ndarray,  # [M]
+    sh: np.ndarray,  # [M, K, 3]
+    *,
+    seed: int = 0,
+    floor_density: float = 0.05,
+    background_share: float = 0.3,
+    floater_share: float = 0.08,
+    halo_share: float = 0.06,
+) -> Capture:
+    """A raw capture of a given instrument, in the instrument's own frame.
+
+    The instrument's rows come first, unchanged (so extracting them gives back the
+    instrument exactly, coordinates included); a table under it (the instrument rests on
+    it, tilted, as in :func:`make_capture`), the far room, floaters and halos follow,
+    moved into the instrument's frame. For the demo: its instruments as raw captures.
+    """
+    rng = np.random.default_rng(seed)
+    m = means.shape[0]
+    rgb = np.clip(0.5 + 0.28209479177387814 * np.asarray(sh[:, 0], np.float64), 0.0, 1.0)
+    tool = _Rows(np.asarray(means, np.float64), np.asarray(quats, np.float64),
+                 np.asarray(scales, np.float64), np.asarray(opacities, np.float64), rgb,
+                 np.full(m, Label.TOOL))
+    table_from_tool = _rest_on_table(tool, rng)
+    rotation, translation = table_from_tool[:3, :3], table_from_tool[:3, 3]
+    on_table = _Rows(tool.means @ rotation.T + translation,
+                     _quat_multiply(_matrix_to_quat(rotation), tool.quats), tool.scales,
+                     tool.opacities, rgb, tool.labels)
+    length = float(np.ptp(on_table.means, axis=0).max())
+    count = max(m, 1)
+    clutter = _Rows.concat([
+        _floor(on_table, length, floor_density, rng),
+        _background(length, round(background_share * count), rng),
+        _floaters(on_table, length, round(floater_share * count), rng),
+        _halos(on_table, round(halo_share * count), rng)])
+    back = rotation.T  # tool_from_table
+    clutter_sh = np.zeros((clutter.count, sh.shape[1], 3))
+    clutter_sh[:, 0] = rgb_to_sh_dc(clutter.rgb)
+    return Capture(
+        means=np.concatenate([means, (clutter.means - translation) @ back.T]).astype(np.float32),
+        quats=np.concatenate([quats, _quat_multiply(_matrix_to_quat(back), clutter.quats)]
+                             ).astype(np.float32),
+        scales=np.concatenate([scales, clutter.scales]).astype(np.float32),
+        opacities=np.concatenate([opacities, np.clip(clutter.opacities, 1e-4, 1 - 1e-4)]
+                                 ).astype(np.float32),
+        sh=np.concatenate([sh, clutter_sh]).astype(np.float32),
+        labels=np.concatenate([tool.labels, clutter.labels]).astype(np.int8),
+        tool_length=length,
+    )
+
+
 @dataclass
 class _Rows:
     """Gaussians being assembled (float64, metres); ``sh``: the needle driver's SH or None."""
