@@ -421,6 +421,14 @@ def test_make_demo_renders_and_resumes(tmp_path, capsys):
     out = capsys.readouterr().out
     [extension] = (tmp_path / "dist").glob("gs_dataset_studio-*.zip")  # with its wheel
     assert f"extension:     {extension}" in out
+    # the instruments were extracted from raw captures, and the demo says how well
+    for name in ("needle_driver", "grasper"):
+        assert f"extracted {name} from its raw capture" in out
+        report = json.loads((tmp_path / "captures" / f"{name}.extract.json").read_text())
+        assert report["out"] == str(tmp_path / "assets" / f"{name}.ply")
+        assert report["kept"] < report["rows"]  # table, room, floaters, halos were cut
+        truth = report["ground_truth"]
+        assert truth["precision"] >= 0.99 and truth["recall"] >= 0.99, truth
     manifest = json.loads((tmp_path / "dataset" / "manifest.json").read_text())
     assert [f["name"] for f in manifest["frames"]] == ["frame_0001", "frame_0002", "frame_0003"]
     images = sorted((tmp_path / "dataset" / "images").rglob("*.png"))

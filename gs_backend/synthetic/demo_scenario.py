@@ -22,6 +22,7 @@ import numpy as np
 
 from gs_backend.gaussians import Gaussians
 from gs_backend.io.inria_ply import save_inria_ply
+from gs_backend.synthetic.demo_captures import CAPTURE_DIR, instrument_from_capture
 from gs_backend.synthetic.instrument import make_needle_driver
 from gs_backend.synthetic.tissue import make_tissue
 from gs_contract.atomic import write_text_atomic
@@ -38,6 +39,7 @@ from gs_contract.scenario import (
 SCENARIO_NAME = "scenario.json"
 ASSET_DIR = "assets"
 ASSET_STAMP = "assets/params.json"
+INSTRUMENT_ASSETS = ("needle_driver", "grasper")  # made from raw captures by extraction
 ASSET_GENERATOR_VERSION = 1
 CLASSES = ("needle_driver", "grasper")
 HORIZONTAL_FOV_DEG = 70.0
@@ -78,8 +80,10 @@ def build_demo(
 
     Layout: ``out_dir/assets/{tissue,needle_driver,grasper}.ply``, a parameter stamp
     ``out_dir/assets/params.json`` and ``out_dir/scenario.json`` (asset paths relative
-    to it). Assets whose stamp matches are kept, not regenerated; the scenario is
-    deterministic, so re-running gives the same file and a resumable render.
+    to it). The instruments are extracted from raw captures in ``out_dir/captures/``
+    (``<name>.ply`` and the extraction report ``<name>.extract.json``). Assets whose
+    stamp matches are kept, not regenerated; the scenario is deterministic, so
+    re-running gives the same file and a resumable render.
     """
     out_dir = Path(out_dir)
     if frames < 1:
@@ -110,13 +114,20 @@ def _write_assets(out_dir: Path, params: DemoAssetParams) -> None:
             jaw_opening_deg=params.grasper_jaw_opening_deg),
     }
     files = {name: out_dir / ASSET_DIR / f"{name}.ply" for name in makers}
+    # The instruments come as raw captures (table, room, floaters, halos) and are
+    # extracted into their assets, as a lab's would be (gs-backend extract).
+    captures = {name: out_dir / CAPTURE_DIR / f"{name}.ply" for name in INSTRUMENT_ASSETS}
     up_to_date = (stamp_path.is_file() and stamp_path.read_text(encoding="utf-8") == stamp
-                  and all(f.is_file() for f in files.values()))
+                  and all(f.is_file() for f in [*files.values(), *captures.values()]))
     if up_to_date:
         return
     stamp_path.unlink(missing_ok=True)  # an interrupted rebuild must not look finished
-    for name, make in makers.items():
-        save_inria_ply(files[name], make())
+    for index, (name, make) in enumerate(makers.items()):
+        if name in captures:
+            instrument_from_capture(make(), seed=index, capture=captures[name],
+                                    asset=files[name])
+        else:
+            save_inria_ply(files[name], make())
     write_text_atomic(stamp_path, stamp)
 
 
