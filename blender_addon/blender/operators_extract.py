@@ -10,15 +10,15 @@ vertex deletion happens when the operator finishes: one undo step.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
 from bpy.types import Context, Object, Operator, PropertyGroup, WindowManager
 
 from . import extract_job
+from .modal_job import BackendJobOperator
 
-TIMER_INTERVAL_S = 0.2
 CROP_MODE_ITEMS = (
     ('KEEP', "Keep", "Keep the Gaussians inside this volume (with several Keep volumes: "
      "inside any of them)", 0),
@@ -37,7 +37,7 @@ class GSDS_ExtractState(PropertyGroup):
                                  description="What the last extraction kept")
 
 
-class GSDS_OT_extract_instrument(Operator):
+class GSDS_OT_extract_instrument(BackendJobOperator, Operator):
     """Find the instrument in the active splat object's capture with gs-backend extract
     (automatically, and inside the selected Cube, Sphere and Circle empties) and delete
     the other Gaussians from it (runs in the background; Esc stops it)"""
@@ -53,59 +53,27 @@ class GSDS_OT_extract_instrument(Operator):
         description="Run the automatic extraction (after the crop volumes); off: crop only",
     )
 
-    _run = None  # ExtractRun of this invocation
-    _timer = None
+    job_label = "Extraction"
 
     @classmethod
     def poll(cls, context: Context) -> bool:
         return (context.view_layer is not None and extract_job.active_run() is None
                 and extract_job.active_proxy(context) is not None)
 
-    def execute(self, context: Context) -> set[str]:
+    def start_job(self, context: Context) -> extract_job.ExtractRun:
+        return extract_job.start_extract(context, auto=self.auto, report=self.report)
+
+    def start_errors(self) -> tuple[type[BaseException], ...]:
         from ..core.backend_process import BackendError
         from ..core.extract_job import ExtractError
 
-        try:
-            self._run = extract_job.start_extract(context, auto=self.auto, report=self.report)
-        except (ExtractError, BackendError, OSError) as exc:
-            self.report({'ERROR'}, f"Extraction not started: {exc}")
-            return {'CANCELLED'}
-        if bpy.app.background or context.window is None:
-            # No event loop (blender -b, the bpy module): nothing would deliver timer events.
-            return extract_job.run_extract_blocking(context, self._run)
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
-        wm.modal_handler_add(self)
-        return {'RUNNING_MODAL'}
+        return (ExtractError, BackendError, OSError)
 
-    def invoke(self, context: Context, event: Any) -> set[str]:
-        return self.execute(context)
+    def poll_job(self, context: Context, job: extract_job.ExtractRun) -> set[str]:
+        return extract_job.poll_extract(context, job)
 
-    def modal(self, context: Context, event: Any) -> set[str]:
-        run = self._run
-        if run is None:
-            return {'CANCELLED'}
-        if event.type == 'ESC' and event.value == 'PRESS':
-            run.request_cancel()
-            return {'RUNNING_MODAL'}
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'}
-        result = extract_job.poll_extract(context, run)
-        if 'RUNNING_MODAL' not in result:
-            self._remove_timer(context)
-        return result
-
-    def cancel(self, context: Context) -> None:
-        """Blender ends the operator (file loaded, window closed): stop the backend."""
-        if self._run is not None and not self._run.process.state.finished:
-            self._run.process.cancel(interrupt_grace=5.0)
-            extract_job.poll_extract(context, self._run)
-        self._remove_timer(context)
-
-    def _remove_timer(self, context: Context) -> None:
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
+    def run_blocking(self, context: Context, job: extract_job.ExtractRun) -> set[str]:
+        return extract_job.run_extract_blocking(context, job)
 
 
 class GSDS_OT_cancel_extract(Operator):

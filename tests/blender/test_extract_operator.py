@@ -286,7 +286,8 @@ def test_the_modal_operator_polls_on_timer_events(volumes):
     proxy = bpy.data.objects["driver"]
     expected = expected_rows(proxy, volumes)
     run = start_extract(bpy.context, backend_command=fake())
-    operator = SimpleNamespace(_run=run, _timer=None, _remove_timer=lambda context: None)
+    operator = SimpleNamespace(_job=run, _timer=None, _remove_timer=lambda context: None,
+                               poll_job=poll_extract)
     modal = operators_extract.GSDS_OT_extract_instrument.modal
 
     def send(event_type: str, value: str = 'NOTHING') -> set[str]:

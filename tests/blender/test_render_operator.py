@@ -136,7 +136,8 @@ def test_cancel_stops_the_child_cleanly(scene):
 def test_esc_in_the_modal_operator_stops_the_child_cleanly(scene):
     """The modal handler itself, fed the events Blender would send (no window here)."""
     job = start_render_job(bpy.context, backend_command=fake("wait"))
-    operator = SimpleNamespace(_job=job, _timer=None, _remove_timer=lambda context: None)
+    operator = SimpleNamespace(_job=job, _timer=None, _remove_timer=lambda context: None,
+                               poll_job=poll_render_job)
     modal = operators_render.GSDS_OT_render_dataset.modal
 
     def send(event_type: str, value: str = 'NOTHING') -> set[str]:
