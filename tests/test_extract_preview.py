@@ -92,3 +92,14 @@ def test_orbit_cameras_frame_the_kept_set(seed: int) -> None:
     d = np.array(positions) - np.median(pts, axis=0)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     assert (d @ d.T - np.eye(4)).max() < 0.9
+
+
+def test_titles_are_shrunk_to_fit_their_column():
+    """A long title never spills past the width it is given (the removed column's title
+    names two counts and used to run off the sheet)."""
+    from gs_backend.extract import preview
+
+    image = np.zeros((60, 400, 3), dtype=np.uint8)
+    preview._text(image, "removed 21,461,000 (13,964,000 within the orbit)", (6, 40), 200)
+    columns = np.flatnonzero(image.any(axis=(0, 2)))
+    assert columns.size and columns.min() >= 6 and columns.max() < 6 + 200 + 2

@@ -125,11 +125,11 @@ def render_preview_png(splat: SplatData, keep: np.ndarray, usable: np.ndarray, *
             rgb = _render(g, camera, panel)
             sheet[top:top + panel, left:left + panel] = rgb[:, :, ::-1]
     name = Path(splat.path).name
-    _text(sheet, f"{name}: {splat.count:,} rows", (PADDING, 18))
+    _text(sheet, f"{name}: {splat.count:,} rows", (PADDING, 18), width - 2 * PADDING)
     titles = (f"kept {kept_rows.size:,}",
               f"removed {removed_count:,} ({removed_rows.size:,} within the orbit)")
     for column, title in enumerate(titles):
-        _text(sheet, title, (PADDING + column * (panel + PADDING), 40))
+        _text(sheet, title, (PADDING + column * (panel + PADDING), 40), panel)
     ok, png = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError("OpenCV could not encode the preview sheet as PNG")
@@ -153,5 +153,11 @@ def _render(g: Gaussians, camera: OrbitCamera, panel: int) -> np.ndarray:
     return rgb.numpy()
 
 
-def _text(image: np.ndarray, text: str, origin: tuple[int, int]) -> None:
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, _TEXT_BGR, 1, cv2.LINE_AA)
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], max_width: int) -> None:
+    """Draw ``text`` at ``origin``, its font shrunk where needed to fit ``max_width`` px."""
+    scale = 0.5
+    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    if width > max_width:
+        scale *= max_width / width
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, _TEXT_BGR, 1,
+                cv2.LINE_AA)
