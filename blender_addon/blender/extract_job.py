@@ -19,27 +19,25 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.types import Context, Object
 
-from .render_job import _tag_redraw
+from .modal_job import Report, SessionJob, tag_redraw
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ..core.extract_job import CropVolume, ExtractProcess
 
-Report = Callable[[set[str], str], None]
 
 _active_run: ExtractRun | None = None
 
 
 @dataclass
-class ExtractRun:
+class ExtractRun(SessionJob):
     """An extraction started from Blender: the backend process and the proxy it edits.
 
     The proxy is looked up by name when the result arrives (the object may have been
@@ -55,13 +53,6 @@ class ExtractRun:
     deleted: int = 0  # proxy vertices deleted when the result was applied
     started: float = field(default_factory=time.monotonic)
 
-    def emit(self, level: str, message: str) -> None:
-        self.reports.append((level, message))
-        if self.report is not None:
-            self.report({level}, message)
-
-    def request_cancel(self) -> None:
-        self.process.request_cancel()
 
 
 def active_run() -> ExtractRun | None:
@@ -194,13 +185,13 @@ def poll_extract(context: Context, run: ExtractRun) -> set[str]:
         status = _running_status(run)
         if status != session.status:
             session.status = status
-            _tag_redraw(context)
+            tag_redraw(context)
         return {'RUNNING_MODAL'}
 
     if _active_run is run:
         _active_run = None
     session.is_running = False
-    _tag_redraw(context)
+    tag_redraw(context)
     try:
         if state.succeeded:
             assert run.process.report is not None and run.process.keep is not None

@@ -9,12 +9,34 @@ an operator names them and this mixin does the rest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import bpy
 from bpy.types import Context
 
 TIMER_INTERVAL_S = 0.2
+# Receives ({'INFO'|'WARNING'|'ERROR'}, message), e.g. an operator's ``report``.
+Report = Callable[[set[str], str], None]
+
+
+class SessionJob:
+    """Mixin for a job of this Blender session (a dataclass with ``process``, a
+    ``BackendJob``; ``report``, a :data:`Report` or None; ``reports``, every message)."""
+
+    process: Any
+    report: Report | None
+    reports: list[tuple[str, str]]
+
+    def emit(self, level: str, message: str) -> None:
+        """Keep ``message`` and pass it to ``report`` when there is one."""
+        self.reports.append((level, message))
+        if self.report is not None:
+            self.report({level}, message)
+
+    def request_cancel(self) -> None:
+        """Ask the backend to stop (non-blocking; keep polling)."""
+        self.process.request_cancel()
 
 
 class BackendJobOperator:
@@ -84,3 +106,10 @@ class BackendJobOperator:
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
+
+
+def tag_redraw(context: Context) -> None:
+    """Redraw every area of every window (there are none under the bpy module)."""
+    for window in getattr(context.window_manager, "windows", ()):
+        for area in window.screen.areas:
+            area.tag_redraw()

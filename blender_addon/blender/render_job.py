@@ -23,19 +23,20 @@ from typing import TYPE_CHECKING, Any
 import bpy
 from bpy.types import Context
 
+from .modal_job import Report, SessionJob, tag_redraw
+
 if TYPE_CHECKING:
     from gs_contract.protocol import Event
 
     from ..core.backend_process import BackendJob
 
-Report = Callable[[set[str], str], None]
 BACKEND_ENV = "GSDS_BACKEND"
 
 _active_job: RenderJob | None = None
 
 
 @dataclass
-class RenderJob:
+class RenderJob(SessionJob):
     """A render started from Blender: the backend process and where its results go.
 
     ``report`` receives ({'INFO'|'WARNING'|'ERROR'}, message), e.g. an operator's
@@ -50,13 +51,6 @@ class RenderJob:
     image: Any = None  # the first rendered frame, loaded as a bpy Image at the end
     started: float = field(default_factory=time.monotonic)
 
-    def emit(self, level: str, message: str) -> None:
-        self.reports.append((level, message))
-        if self.report is not None:
-            self.report({level}, message)
-
-    def request_cancel(self) -> None:
-        self.process.request_cancel()
 
 
 def active_job() -> RenderJob | None:
@@ -144,7 +138,7 @@ def poll_render_job(context: Context, job: RenderJob) -> set[str]:
     session.progress = state.fraction
     session.status = state.status_text()
     if state.new_events or state.finished:
-        _tag_redraw(context)
+        tag_redraw(context)
     if not state.finished:
         return {'RUNNING_MODAL'}
 
@@ -224,9 +218,3 @@ def _show_image(context: Context, image: Any) -> None:
         for area in window.screen.areas:
             if area.type == 'IMAGE_EDITOR':
                 area.spaces.active.image = image
-
-
-def _tag_redraw(context: Context) -> None:
-    for window in getattr(context.window_manager, "windows", ()):
-        for area in window.screen.areas:
-            area.tag_redraw()
