@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from gs_contract.atomic import write_bytes_atomic
+from gs_contract.dataset import MANIFEST_FORMAT
 from gs_contract.errors import InputError
 
 HEADER_HEIGHT = 30
@@ -29,7 +30,6 @@ CAPTION_HEIGHT = 22
 TILE_PADDING = 6
 SHEET_BACKGROUND_RGB = (24, 24, 28)
 CAPTION_RGB = (225, 225, 225)
-MANIFEST_FORMAT = "gs-dataset-manifest"
 
 # Distinct, saturated colours (RGB) for instance ids 1, 2, ...; they repeat after 10.
 _PALETTE_RGB = (

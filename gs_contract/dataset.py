@@ -23,6 +23,8 @@ from gs_contract.errors import InputError
 Split = Literal["train", "val"]
 SPLITS: tuple[Split, ...] = ("train", "val")
 FolderPlan = Literal["new", "resume", "replace"]
+# The ``format`` of ``manifest.json`` (written by the backend, checked by the add-on).
+MANIFEST_FORMAT = "gs-dataset-manifest"
 
 # Folders and files this tool owns inside an output folder. `--overwrite` removes
 # exactly these and nothing else, so a user's own files in the folder survive.

@@ -45,11 +45,9 @@ class RenderJob(SessionJob):
 
     process: BackendJob
     out_dir: Path
-    scenario_path: Path
     report: Report | None = None
     reports: list[tuple[str, str]] = field(default_factory=list)
     image: Any = None  # the first rendered frame, loaded as a bpy Image at the end
-    started: float = field(default_factory=time.monotonic)
 
 
 
@@ -108,7 +106,7 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
     process = submit(scenario, out,
                      command=pref_command if backend_command is None else backend_command,
                      device=device or pref_device, overwrite=overwrite)
-    job = RenderJob(process, out, scenario_file(out), report=report)
+    job = RenderJob(process, out, report=report)
     _active_job = job
     session = session_state(context)
     session.is_rendering = True

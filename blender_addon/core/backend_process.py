@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gs_contract.dataset import DatasetLayout
+from gs_contract.dataset import MANIFEST_FORMAT, DatasetLayout
 from gs_contract.protocol import (
     DoneEvent,
     ErrorEvent,
@@ -339,7 +339,7 @@ class BackendJob:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return f"the backend reported success but {manifest_path} is not readable ({exc})"
-        if not isinstance(manifest, dict) or manifest.get("format") != "gs-dataset-manifest":
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             return f"the backend reported success but {manifest_path} is not a dataset manifest"
         if self.fingerprint is not None and manifest.get("scenario_sha256") != self.fingerprint:
             return (f"the backend reported success but {manifest_path} describes another "

@@ -20,12 +20,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gs_contract.atomic import write_text_atomic
 from gs_contract.dataset import DatasetLayout, holds_dataset, plan_output_folder
 from gs_contract.errors import InputError
 from gs_contract.scenario import parse_scenario
 
 from .backend_process import BackendJob
-from .scenario_builder import ScenarioExportError, scenario_to_json, write_scenario
+from .scenario_builder import ScenarioExportError, scenario_to_json
 
 
 def scenario_file(out_dir: Path) -> Path:
@@ -33,9 +34,9 @@ def scenario_file(out_dir: Path) -> Path:
     return DatasetLayout(out_dir).scenario_copy
 
 
-def check_output_folder(out_dir: Path, scenario: dict[str, Any], *,
-                        overwrite: bool) -> str:
-    """Validate ``scenario`` as the backend will read it and apply the folder rule.
+def check_output_folder(out_dir: Path, scenario_text: str, *, overwrite: bool) -> str:
+    """Validate ``scenario_text`` (the JSON ``scenario.json`` will hold, exactly what the
+    backend will parse) and apply the folder rule.
 
     Returns:
         the scenario's fingerprint (sha256 of its content, assets included).
@@ -47,9 +48,7 @@ def check_output_folder(out_dir: Path, scenario: dict[str, Any], *,
     path = scenario_file(out_dir)
     layout = DatasetLayout(out_dir)
     try:
-        # Exactly what the backend will parse: the JSON text, not the dict in memory.
-        fingerprint = parse_scenario(json.loads(scenario_to_json(scenario)),
-                                     path).fingerprint()
+        fingerprint = parse_scenario(json.loads(scenario_text), path).fingerprint()
     except InputError as exc:
         raise ScenarioExportError(f"the exported scenario is not valid: {exc.message}") \
             from None
@@ -74,8 +73,10 @@ def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, devi
         OSError: ``scenario.json`` cannot be written.
         BackendError: the backend cannot be started.
     """
-    fingerprint = check_output_folder(out_dir, scenario, overwrite=overwrite)
-    path = write_scenario(scenario_file(out_dir), scenario)
+    text = scenario_to_json(scenario)  # once: checked, then written
+    fingerprint = check_output_folder(out_dir, text, overwrite=overwrite)
+    path = scenario_file(out_dir)
+    write_text_atomic(path, text)
     return BackendJob.start(command, path, out_dir, device=device, overwrite=overwrite,
                             fingerprint=fingerprint)
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from gs_contract.atomic import write_text_atomic
 from gs_contract.camera import PinholeCamera
 from gs_contract.errors import InputError, PoseError
 from gs_contract.scenario import (
@@ -312,13 +313,5 @@ def _is_compact(value: dict[str, Any]) -> bool:
 
 def write_scenario(path: str | os.PathLike[str], scenario: dict[str, Any]) -> Path:
     """Write ``scenario`` to ``path`` atomically (temp file + rename). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(scenario_to_json(scenario), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    write_text_atomic(path, scenario_to_json(scenario))
+    return Path(path)

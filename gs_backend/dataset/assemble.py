@@ -17,10 +17,9 @@ from gs_backend.dataset.frame_outputs import read_record, record_is_complete, wr
 from gs_backend.dataset.output_folder import folder_lock
 from gs_backend.labels import coco_categories, coco_document
 from gs_contract.atomic import read_json_or_none
-from gs_contract.dataset import SPLITS, DatasetLayout
+from gs_contract.dataset import MANIFEST_FORMAT, SPLITS, DatasetLayout
 from gs_contract.scenario import Scenario
 
-MANIFEST_FORMAT = "gs-dataset-manifest"
 MANIFEST_VERSION = 1
 
 
