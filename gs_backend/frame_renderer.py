@@ -22,7 +22,7 @@ from gs_backend.raster import RasterBackend, rasterize
 from gs_backend.sh import gaussian_colors
 from gs_contract.errors import InputError
 from gs_contract.pose import Similarity
-from gs_contract.scenario import FrameSpec, Scenario, check_frame_memory
+from gs_contract.scenario import FrameSpec, Scenario
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,8 @@ def prepare_assets(scenario: Scenario, device: torch.device) -> dict[str, Prepar
     """Load every asset the scenario's objects use, apply ``keep`` and ``render.sh_degree``.
 
     Raises:
-        InputError: first of all when a frame would need more memory than this machine
-            has (:func:`gs_contract.scenario.check_frame_memory`), before any file is read;
-            then for an asset file that cannot be read or a ``keep`` out of range.
+        InputError: an asset file that cannot be read or a ``keep`` out of range.
     """
-    check_frame_memory(scenario)
     used = {o.asset for o in scenario.objects.values()}
     prepared: dict[str, PreparedAsset] = {}
     for name in sorted(used):
@@ -151,9 +148,7 @@ class FrameRenderer:
         bg[:3] = torch.as_tensor(scenario.render.background, dtype=torch.float32)
         if parts:
             result = rasterize(
-                torch.cat([g.means for g in parts]), torch.cat([g.quats for g in parts]),
-                torch.cat([g.scales for g in parts]), torch.cat([g.opacities for g in parts]),
-                torch.cat(features), viewmat, K, cam.width, cam.height,
+                *_geometry(parts), torch.cat(features), viewmat, K, cam.width, cam.height,
                 background=bg, near=scenario.render.near, far=scenario.render.far,
                 antialiased=scenario.render.antialiased, with_depth=out.depth,
                 backend=self.backend)
@@ -168,10 +163,10 @@ class FrameRenderer:
         amodal: dict[int, np.ndarray] = {}
         if out.amodal:
             for instance_id, instance_parts in present_parts.items():
-                g = Gaussians.concat(instance_parts)
+                means, quats, scales, opacities = _geometry(instance_parts)
                 alone = rasterize(
-                    g.means, g.quats, g.scales, g.opacities,
-                    torch.ones(g.count, 1, device=self.device), viewmat, K,
+                    means, quats, scales, opacities,
+                    torch.ones(means.shape[0], 1, device=self.device), viewmat, K,
                     cam.width, cam.height, near=scenario.render.near,
                     far=scenario.render.far, antialiased=scenario.render.antialiased,
                     backend=self.backend)
@@ -184,6 +179,14 @@ class FrameRenderer:
             depth=None if depth is None else _numpy(depth),
             amodal=amodal,
         )
+
+
+def _geometry(parts: list[Gaussians]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """means ``[N, 3]``, quats ``[N, 4]``, scales ``[N, 3]``, opacities ``[N]`` of ``parts``
+    joined (what the rasterizer reads; the SH are not copied)."""
+    fields = zip(*((g.means, g.quats, g.scales, g.opacities) for g in parts), strict=True)
+    joined = tuple(ts[0] if len(ts) == 1 else torch.cat(ts) for ts in fields)
+    return joined  # type: ignore[return-value]
 
 
 def _numpy(t: Tensor) -> np.ndarray:

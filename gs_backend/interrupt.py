@@ -36,11 +36,6 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
-def requested() -> bool:
-    """True once SIGINT arrived (since :func:`install`)."""
-    return _requested.is_set()
-
-
 def checkpoint() -> None:
     """Raise ``KeyboardInterrupt`` if SIGINT arrived, even if it was swallowed since."""
     if _requested.is_set():

@@ -84,10 +84,9 @@ def pose_gaussians(g: Gaussians, pose: Similarity) -> Gaussians:
     if pose.is_identity():
         return g
     dtype, device = g.means.dtype, g.means.device
-    rotation64 = torch.from_numpy(pose.rotation.astype("float64"))
+    rotation64 = torch.as_tensor(pose.rotation, dtype=torch.float64)  # no copy
     rotation = rotation64.to(device=device, dtype=dtype)
-    translation = torch.from_numpy(pose.translation.astype("float64")).to(device=device,
-                                                                         dtype=dtype)
+    translation = torch.as_tensor(pose.translation, dtype=dtype, device=device)
     means = torch.addmm(translation, g.means, rotation.T, alpha=pose.scale)
     rotation_quat = rotation_matrix_to_quat(rotation64)
     quats = F.normalize(

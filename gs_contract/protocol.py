@@ -24,7 +24,6 @@ from enum import IntEnum
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 LogLevel = Literal["info", "warning", "error"]
-LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 class ExitCode(IntEnum):

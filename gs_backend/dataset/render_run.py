@@ -34,7 +34,7 @@ from gs_backend.raster import RasterBackend
 from gs_contract.dataset import DatasetLayout, plan_output_folder
 from gs_contract.errors import InputError
 from gs_contract.protocol import DoneEvent, FrameEvent, LogEvent, StartEvent
-from gs_contract.scenario import FrameSpec, Scenario
+from gs_contract.scenario import FrameSpec, Scenario, check_frame_memory
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
 
 def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> DoneEvent:
     t0 = time.perf_counter()
+    check_frame_memory(scenario)  # before any asset file is read (hashed or loaded)
     layout = DatasetLayout(options.out_dir)
     fingerprint = scenario.fingerprint()
     plan = plan_output_folder(layout, fingerprint, overwrite=options.overwrite)
@@ -115,9 +116,11 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
     for name, count in non_finite.items():
         progress.emit(LogEvent("warning", f"asset {name!r}: dropped {count} Gaussians with "
                                           f"NaN or infinite values ({scenario.assets[name].ply})"))
-    for name in (name for name, a in assets.items() if a.gaussians.count == 0):
-        progress.emit(LogEvent("warning", f"asset {name!r} has no Gaussians to render, so its "
-                                          f"objects are invisible ({scenario.assets[name].ply})"))
+    for name, asset in assets.items():
+        if asset.gaussians.count == 0:
+            progress.emit(LogEvent("warning", f"asset {name!r} has no Gaussians to render, so "
+                                              f"its objects are invisible "
+                                              f"({scenario.assets[name].ply})"))
     progress.emit(StartEvent(total=len(selected), skipped=skipped, device=str(options.device),
                              out=str(layout.root),
                              gaussians={name: a.gaussians.count for name, a in assets.items()}))

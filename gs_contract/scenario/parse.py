@@ -357,6 +357,3 @@ def _check_depth(v: JsonValidator, value: Any, where: str, limit: int) -> None:
             children = node.values() if isinstance(node, dict) else node
             stack.extend((child, depth + 1) for child in children)
 
-
-# ---------------------------------------------------------------------------
-# small typed accessors that know the JSON path of what they read
