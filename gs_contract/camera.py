@@ -33,8 +33,9 @@ SensorFit = Literal["AUTO", "HORIZONTAL", "VERTICAL"]
 
 # Blender camera axes (x right, y up, looking down -z) -> OpenCV (x right, y down, z forward).
 BLENDER_TO_OPENCV_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
-# A camera whose normalised world matrix is further than this from a rotation has shear.
-ORTHONORMAL_TOLERANCE = 1e-4
+# A 3x3 matrix is a rotation when max |R^T R - I| is at most this and det > 0: a camera's
+# normalised world matrix (else it has shear) and a scenario's world_to_camera alike.
+ROTATION_TOLERANCE = 1e-4
 
 
 class CameraConversionError(ValueError):
@@ -125,6 +126,12 @@ def intrinsics_matrix(*, lens: float, sensor_width: float, sensor_height: float,
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
+def rotation_defect(rot: np.ndarray) -> tuple[float, float]:
+    """``(max |R^T R - I|, det R)`` of a ``[3, 3]`` matrix: a rotation has
+    ``(<= ROTATION_TOLERANCE, > 0)``."""
+    return float(np.abs(rot.T @ rot - np.eye(3)).max()), float(np.linalg.det(rot))
+
+
 def world_to_camera_matrix(camera_matrix_world: Any) -> np.ndarray:
     """``inv(normalized(matrix_world) @ diag(1, -1, -1, 1))`` ``[4, 4]`` (OpenCV axes).
 
@@ -138,8 +145,8 @@ def world_to_camera_matrix(camera_matrix_world: Any) -> np.ndarray:
     if not np.all(norms > 1e-12):
         raise CameraConversionError("the camera's world matrix has a zero scale")
     rot = rot / norms
-    err = float(np.abs(rot.T @ rot - np.eye(3)).max())
-    if err > ORTHONORMAL_TOLERANCE or np.linalg.det(rot) <= 0:
+    err, det = rotation_defect(rot)
+    if err > ROTATION_TOLERANCE or det <= 0:
         raise CameraConversionError(
             "the camera's world matrix has shear or a mirror (e.g. a parent with "
             f"non-uniform scale): max |R^T R - I| = {err:.3g}")

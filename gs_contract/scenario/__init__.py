@@ -34,7 +34,6 @@ from gs_contract.scenario.parse import load_scenario, parse_scenario
 from gs_contract.scenario.schema import (
     ASSET_KEYS,
     CAMERA_KEYS,
-    CAMERA_ROTATION_TOLERANCE,
     FRAME_KEYS,
     FRAME_NAME_PATTERN,
     FRAME_NAME_RULE,
@@ -75,7 +74,7 @@ def scenario_fingerprint(raw: Any, path: str | Path) -> str:
 
 
 __all__ = [
-    "ASSET_KEYS", "CAMERA_KEYS", "CAMERA_ROTATION_TOLERANCE", "FRAME_KEYS", "FRAME_NAME_PATTERN",
+    "ASSET_KEYS", "CAMERA_KEYS", "FRAME_KEYS", "FRAME_NAME_PATTERN",
     "FRAME_NAME_RULE",
     "IMAGE_FORMATS", "IMAGE_FORMAT_ALIASES", "MAX_IMAGE_SIDE", "OBJECT_KEYS", "OUTPUT_KEYS",
     "RENDER_KEYS", "ROLES", "ROLE_BACKGROUND", "ROLE_INSTRUMENT", "SCENARIO_FORMAT",

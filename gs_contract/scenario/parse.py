@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gs_contract.camera import PinholeCamera
+from gs_contract.camera import ROTATION_TOLERANCE, PinholeCamera, rotation_defect
 from gs_contract.errors import InputError, PoseError
 from gs_contract.files import require_regular_file
 from gs_contract.jsonfile import (
@@ -32,7 +32,6 @@ from gs_contract.scenario.model import AssetSpec, FrameSpec, ObjectSpec, Scenari
 from gs_contract.scenario.schema import (
     ASSET_KEYS,
     CAMERA_KEYS,
-    CAMERA_ROTATION_TOLERANCE,
     FRAME_KEYS,
     FRAME_NAME_RULE,
     IMAGE_FORMAT_ALIASES,
@@ -337,12 +336,11 @@ def _parse_camera(v: JsonValidator, raw: Any, where: str) -> PinholeCamera:
     if not np.allclose(w2c[3], [0, 0, 0, 1], atol=1e-6):
         v.fail(f"{where}.world_to_camera", f"last row must be [0, 0, 0, 1], got "
                                            f"{w2c[3].tolist()}")
-    rot = w2c[:3, :3]
-    err = float(np.abs(rot @ rot.T - np.eye(3)).max())
-    if err > CAMERA_ROTATION_TOLERANCE or np.linalg.det(rot) <= 0:
+    err, det = rotation_defect(w2c[:3, :3])
+    if err > ROTATION_TOLERANCE or det <= 0:
         v.fail(f"{where}.world_to_camera",
                "the 3x3 part must be a rotation (orthonormal, det +1; no scale or mirror); "
-               f"max |R R^T - I| = {err:.3g}, det = {np.linalg.det(rot):.4g}")
+               f"max |R^T R - I| = {err:.3g}, det = {det:.4g}")
     return PinholeCamera(width, height, K, w2c)
 
 

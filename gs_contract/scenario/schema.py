@@ -44,9 +44,6 @@ FRAME_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 FRAME_NAME_RULE = ("1-128 characters of letters, digits, '.', '_' or '-', starting with a "
                    "letter or digit (it becomes a file name)")
 
-# ``world_to_camera``'s 3x3 part must be a rotation: max |R R^T - I| up to this.
-CAMERA_ROTATION_TOLERANCE: Final = 1e-4
-
 # Largest image width or height accepted in a scenario (pixels). Whether a frame of
 # that size fits this machine is checked before rendering (gs_contract.scenario.memory).
 MAX_IMAGE_SIDE: Final = 32768

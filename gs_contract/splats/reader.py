@@ -75,15 +75,15 @@ def _read_open_file(handle: BinaryIO, path: Path, dc_only: bool) -> SplatData:
     if size == 0:
         raise InputError(path, None, "the file is empty (0 bytes)")
     head = handle.read(MAX_HEADER_BYTES)
-    file_format = sniff_format(head, path)
-    if file_format == "inria_ply":
+    if is_ply(head):  # the header is parsed once, here, and tells the two PLY kinds apart
         header = parse_ply_header(head, path)
+        if is_compressed_ply(header):
+            return read_compressed_ply(head + handle.read(), header, path, dc_only=dc_only)
         if header.encoding != "ascii":  # binary: read in blocks from the handle
             return read_inria_ply(None, handle, size, header, path, dc_only=dc_only)
         return read_inria_ply(head + handle.read(), None, size, header, path, dc_only=dc_only)
+    file_format = sniff_format(head, path)
     data = head + handle.read()
-    if file_format == "compressed_ply":
-        return read_compressed_ply(data, parse_ply_header(head, path), path, dc_only=dc_only)
     if file_format == "spz":
         return read_spz(data, path, dc_only=dc_only)
     return read_splat(data, path)
