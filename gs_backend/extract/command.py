@@ -69,7 +69,7 @@ def run_extract_command(args: argparse.Namespace) -> int:
         _write(outputs[option], option, data)
     say(f"kept {result.kept:,} of {splat.count:,} rows -> {outputs['--out']}")
     if args.json:
-        print(json.dumps(report(splat, result, outputs), indent=1, default=_json_value))
+        print(report_json(report(splat, result, outputs)))
     return 0
 
 
@@ -120,6 +120,11 @@ def _write(path: Path | None, option: str, data: bytes) -> None:
         write_bytes_atomic(path, data)
     except OSError as exc:
         raise InputError(path, option, f"cannot write: {exc.strerror or exc}") from None
+
+
+def report_json(summary: dict[str, Any]) -> str:
+    """The ``--json`` report as indented JSON text (numpy values as plain JSON)."""
+    return json.dumps(summary, indent=1, default=_json_value)
 
 
 def _json_value(value: Any) -> Any:

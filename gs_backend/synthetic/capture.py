@@ -42,7 +42,7 @@ from gs_backend.synthetic.surfels import (
     sample_parametric,
     surfel_gaussians,
 )
-from gs_contract.splats import save_inria_ply
+from gs_contract.splats import SH_C0, save_inria_ply
 
 Shape = Literal["needle_driver", "grasper", "hook", "curved", "fenestrated"]
 SHAPES: tuple[Shape, ...] = ("needle_driver", "grasper", "hook", "curved", "fenestrated")
@@ -50,6 +50,11 @@ SHAPES: tuple[Shape, ...] = ("needle_driver", "grasper", "hook", "curved", "fene
 _STEEL = (0.36, 0.37, 0.39)
 _BLACK = (0.06, 0.06, 0.07)
 _MM = 1e-3
+# Clutter of a capture, relative to the instrument (see make_capture's arguments).
+FLOOR_DENSITY = 0.05
+BACKGROUND_SHARE = 0.3
+FLOATER_SHARE = 0.08
+HALO_SHARE = 0.06
 
 
 class Label(IntEnum):
@@ -98,10 +103,10 @@ def make_capture(
     *,
     tool_count: int = 20_000,
     floor: bool = True,
-    floor_density: float = 0.05,
-    background_share: float = 0.3,
-    floater_share: float = 0.08,
-    halo_share: float = 0.06,
+    floor_density: float = FLOOR_DENSITY,
+    background_share: float = BACKGROUND_SHARE,
+    floater_share: float = FLOATER_SHARE,
+    halo_share: float = HALO_SHARE,
     sparse_parts: bool = True,
     scale: float = 1.0,
     sh_degree: int = 0,
@@ -129,14 +134,10 @@ def make_capture(
     tool.means = tool.means @ pose[:3, :3].T + pose[:3, 3]
     tool.quats = _quat_multiply(_matrix_to_quat(pose[:3, :3]), tool.quats)
     length = float(np.ptp(tool.means, axis=0).max())
-
-    parts = [tool]
-    if floor:
-        parts.append(_floor(tool, length, floor_density, rng))
-    parts.append(_background(length, round(background_share * tool_count), rng))
-    parts.append(_floaters(tool, length, round(floater_share * tool_count), rng))
-    parts.append(_halos(tool, round(halo_share * tool_count), rng))
-    rows = _Rows.concat(parts)
+    rows = _Rows.concat([tool, *_clutter(
+        tool, length, tool_count, rng, floor_density=floor_density if floor else None,
+        background_share=background_share, floater_share=floater_share,
+        halo_share=halo_share)])
 
     world_from_table = _random_rotation(rng)
     rotation = world_from_table @ pose[:3, :3]
@@ -165,10 +166,10 @@ def capture_around(
     sh: np.ndarray,  # [M, K, 3]
     *,
     seed: int = 0,
-    floor_density: float = 0.05,
-    background_share: float = 0.3,
-    floater_share: float = 0.08,
-    halo_share: float = 0.06,
+    floor_density: float = FLOOR_DENSITY,
+    background_share: float = BACKGROUND_SHARE,
+    floater_share: float = FLOATER_SHARE,
+    halo_share: float = HALO_SHARE,
 ) -> Capture:
     """A raw capture of a given instrument, in the instrument's own frame.
 
@@ -179,7 +180,7 @@ def capture_around(
     """
     rng = np.random.default_rng(seed)
     m = means.shape[0]
-    rgb = np.clip(0.5 + 0.28209479177387814 * np.asarray(sh[:, 0], np.float64), 0.0, 1.0)
+    rgb = np.clip(0.5 + SH_C0 * np.asarray(sh[:, 0], np.float64), 0.0, 1.0)
     tool = _Rows(np.asarray(means, np.float64), np.asarray(quats, np.float64),
                  np.asarray(scales, np.float64), np.asarray(opacities, np.float64), rgb,
                  np.full(m, Label.TOOL))
@@ -189,12 +190,10 @@ def capture_around(
                      _quat_multiply(_matrix_to_quat(rotation), tool.quats), tool.scales,
                      tool.opacities, rgb, tool.labels)
     length = float(np.ptp(on_table.means, axis=0).max())
-    count = max(m, 1)
-    clutter = _Rows.concat([
-        _floor(on_table, length, floor_density, rng),
-        _background(length, round(background_share * count), rng),
-        _floaters(on_table, length, round(floater_share * count), rng),
-        _halos(on_table, round(halo_share * count), rng)])
+    clutter = _Rows.concat(_clutter(
+        on_table, length, max(m, 1), rng, floor_density=floor_density,
+        background_share=background_share, floater_share=floater_share,
+        halo_share=halo_share))
     back = rotation.T  # tool_from_table
     clutter_sh = np.zeros((clutter.count, sh.shape[1], 3))
     clutter_sh[:, 0] = rgb_to_sh_dc(clutter.rgb)
@@ -209,6 +208,19 @@ def capture_around(
         labels=np.concatenate([tool.labels, clutter.labels]).astype(np.int8),
         tool_length=length,
     )
+
+
+def _clutter(tool: _Rows, length: float, count: int, rng: np.random.Generator, *,
+             floor_density: float | None, background_share: float, floater_share: float,
+             halo_share: float) -> list[_Rows]:
+    """What a capture holds besides the tool (resting on the table, table frame): the
+    table (unless ``floor_density`` is None), the room, floaters, halos; counts relative
+    to ``count``. The draws happen in this order (same seed, same capture)."""
+    parts = [] if floor_density is None else [_floor(tool, length, floor_density, rng)]
+    parts.append(_background(length, round(background_share * count), rng))
+    parts.append(_floaters(tool, length, round(floater_share * count), rng))
+    parts.append(_halos(tool, round(halo_share * count), rng))
+    return parts
 
 
 @dataclass

@@ -10,13 +10,10 @@ the capture's known membership) is what ``make demo`` prints.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from gs_backend.extract.command import report
+from gs_backend.extract.command import report, report_json
 from gs_backend.extract.output import kept_rows_ply_bytes
 from gs_backend.extract.pipeline import ExtractOptions, run_extraction
 from gs_backend.gaussians import Gaussians
@@ -49,18 +46,11 @@ def instrument_from_capture(instrument: Gaussians, *, seed: int, capture: Path,
     rows = result.keep_indices()
     write_bytes_atomic(asset, kept_rows_ply_bytes(splat, rows))
     tool = raw.labels == Label.TOOL
-    hits = int(tool[rows].sum())
+    hits, instrument_rows = int(tool[rows].sum()), int(tool.sum())
     summary = report(splat, result, {"--out": asset})
-    summary["ground_truth"] = {"instrument_rows": int(tool.sum()),
+    summary["ground_truth"] = {"instrument_rows": instrument_rows,
                                "precision": hits / max(rows.size, 1),
-                               "recall": hits / max(int(tool.sum()), 1)}
-    write_text_atomic(report_path(capture), json.dumps(summary, indent=1, default=_plain) + "\n")
+                               "recall": hits / max(instrument_rows, 1)}
+    write_text_atomic(report_path(capture), report_json(summary) + "\n")
     return summary
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON: {type(value).__name__}")
