@@ -190,7 +190,8 @@ class JobState:
 class BackendJob:
     """A running ``gs-backend render ... --progress jsonl``.
 
-    Use :meth:`start`; then call :meth:`poll` (non-blocking) until ``state.finished``.
+    Use :meth:`start_render` (or a subclass's own start); then call :meth:`poll`
+    (non-blocking) until ``state.finished``.
     ``out_dir`` (and ``fingerprint``, the scenario's content hash) let the job check the
     dataset before it reports success.
 
@@ -236,7 +237,7 @@ class BackendJob:
         self._stderr_thread.start()
 
     @classmethod
-    def start(cls, command: str | None, scenario: str | os.PathLike[str],
+    def start_render(cls, command: str | None, scenario: str | os.PathLike[str],
               out_dir: str | os.PathLike[str], *, device: str = "auto",
               overwrite: bool = False, frames: str | None = None,
               fingerprint: str | None = None) -> BackendJob:

@@ -248,7 +248,7 @@ def vertices_to_delete(index: np.ndarray, keep: np.ndarray) -> np.ndarray:
 class ExtractProcess(BackendJob):
     """A running ``gs-backend extract`` into a private temporary folder.
 
-    Use :meth:`start`, then :meth:`poll` until ``state.finished``; on success
+    Use :meth:`start_extract`, then :meth:`poll` until ``state.finished``; on success
     ``report`` and ``keep`` hold the checked result. :meth:`cleanup` removes the folder
     (the crop file, ``TOOL.ply``, ``KEEP.npy``) once the result is read.
     """

@@ -77,8 +77,8 @@ def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, devi
     fingerprint = check_output_folder(out_dir, text, overwrite=overwrite)
     path = scenario_file(out_dir)
     write_text_atomic(path, text)
-    return BackendJob.start(command, path, out_dir, device=device, overwrite=overwrite,
-                            fingerprint=fingerprint)
+    return BackendJob.start_render(command, path, out_dir, device=device,
+                                   overwrite=overwrite, fingerprint=fingerprint)
 
 
 def first_image(out_dir: Path) -> Path | None:
