@@ -25,36 +25,17 @@ import numpy as np
 import pytest
 
 from gs_backend.extract.auto import auto_extract
-from gs_backend.synthetic.capture import SHAPES, Capture, Label, make_capture
+from gs_backend.synthetic.capture import (
+    SHAPES,
+    Capture,
+    Label,
+    extraction_figures,
+    make_capture,
+    sweep_params,
+)
 
 TUNED_SHAPES = ("needle_driver", "grasper", "hook", "curved")
 HELD_OUT_SHAPE = "fenestrated"
-SCALES = (1e-3, 1e-1, 1e1, 1e2)
-
-
-def _params(seed: int) -> dict:
-    """Capture parameters for one seed: scale cycles through :data:`SCALES` (times up to
-    10^+-0.5); every fourth capture has no table."""
-    rng = np.random.default_rng(seed)
-    return {
-        "scale": float(SCALES[seed % 4] * 10 ** rng.uniform(-0.5, 0.5)),
-        "tool_count": int(rng.choice([3000, 6000])),
-        "floor": seed % 4 != 3,
-        "floor_density": float(rng.choice([0.02, 0.05, 0.15, 0.5, 1.0])),
-        "floater_share": float(rng.uniform(0.02, 0.15)),
-        "halo_share": float(rng.uniform(0.03, 0.12)),
-        "background_share": float(rng.uniform(0.1, 1.0)),
-        "sparse_parts": seed % 2 == 0,
-        "seed": seed,
-    }
-
-
-def _figures(capture: Capture, keep: np.ndarray) -> tuple[float, float, float]:
-    """(precision, recall, share of halo rows kept)."""
-    tool = capture.labels == Label.TOOL
-    halo = capture.labels == Label.HALO
-    hits = int((keep & tool).sum())
-    return hits / max(int(keep.sum()), 1), hits / int(tool.sum()), float(keep[halo].mean())
 
 
 def _extract(capture: Capture) -> np.ndarray:
@@ -63,9 +44,9 @@ def _extract(capture: Capture) -> np.ndarray:
 
 
 def _assert_figures(shape: str, seed: int) -> None:
-    params = _params(seed)
+    params = sweep_params(seed)
     capture = make_capture(shape, **params)
-    precision, recall, halo = _figures(capture, _extract(capture))
+    precision, recall, halo = extraction_figures(capture.labels, _extract(capture))
     where = f"{shape} {params}"
     assert precision >= 0.99, f"precision {precision:.4f}: {where}"
     assert recall >= 0.99, f"recall {recall:.4f}: {where}"

@@ -579,3 +579,43 @@ def _quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      aw * bx + ax * bw + ay * bz - az * by,
                      aw * by - ax * bz + ay * bw + az * bx,
                      aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+
+
+# Global scales the held-out sweeps cycle through (capture units per metre).
+SWEEP_SCALES = (1e-3, 1e-1, 1e1, 1e2)
+
+
+def sweep_params(seed: int) -> dict:
+    """Random :func:`make_capture` arguments for one capture of a sweep.
+
+    The global scale cycles through :data:`SWEEP_SCALES` (times up to 10^+-0.5, so about
+    3e-4 to 3e2 overall); every fourth capture has no table; half have sparse thin parts;
+    the other arguments are drawn from ``default_rng(seed)``. The tests and
+    ``scripts/eval_extract.py`` draw from disjoint seed ranges.
+    """
+    rng = np.random.default_rng(seed)
+    return {
+        "scale": float(SWEEP_SCALES[seed % 4] * 10 ** rng.uniform(-0.5, 0.5)),
+        "tool_count": int(rng.choice([3000, 6000])),
+        "floor": seed % 4 != 3,
+        "floor_density": float(rng.choice([0.02, 0.05, 0.15, 0.5, 1.0])),
+        "floater_share": float(rng.uniform(0.02, 0.15)),
+        "halo_share": float(rng.uniform(0.03, 0.12)),
+        "background_share": float(rng.uniform(0.1, 1.0)),
+        "sparse_parts": seed % 2 == 0,
+        "seed": seed,
+    }
+
+
+def extraction_figures(labels: np.ndarray, keep: np.ndarray) -> tuple[float, float, float]:
+    """(precision, recall, share of halo rows kept) of a kept-row mask.
+
+    Args:
+        labels: ``[N]`` :class:`Label` values of a capture's rows.
+        keep: ``[N]`` bool, the rows an extraction kept.
+    """
+    tool = labels == Label.TOOL
+    halo = labels == Label.HALO
+    hits = int((keep & tool).sum())
+    halo_kept = float(keep[halo].mean()) if halo.any() else 0.0
+    return hits / max(int(keep.sum()), 1), hits / int(tool.sum()), halo_kept
