@@ -103,7 +103,7 @@ def build_and_save(package: ModuleType, scenario: Scenario,
     try:
         addon_module(package, "blender.scenario_import").build_scene(bpy.context, scenario)
     except plan.ScenarioImportError as exc:
-        print(f"scenario_to_blend: {exc}", file=sys.stderr)
+        print(f"scenario_to_blend: {exc.located(scenario.path)}", file=sys.stderr)
         return 2
     bpy.context.scene.gsds.output_dir = args.output_dir
     for note in plan.settings_not_carried(scenario):

@@ -94,8 +94,8 @@ def read_assets(scenario: Scenario) -> dict[Path, SplatData]:
     shows), before anything is built.
 
     Raises:
-        ScenarioImportError: ``assets.<name>.ply`` with the reader's message (naming the
-            file), or a file without Gaussians.
+        ScenarioImportError: the reader's message (naming the file) and the asset, or a
+            file without Gaussians.
     """
     splats: dict[Path, SplatData] = {}
     for spec in scenario.objects.values():
@@ -105,10 +105,11 @@ def read_assets(scenario: Scenario) -> dict[Path, SplatData]:
         try:
             splat = read_splat_file(path, dc_only=True)
         except InputError as exc:
-            raise ScenarioImportError(f"assets.{spec.asset}.ply: {exc.message}") from None
+            raise ScenarioImportError(f"{exc.message} (asset {spec.asset!r})",
+                                      names_file=True) from None
         if splat.count == 0:
-            raise ScenarioImportError(f"assets.{spec.asset}.ply: {path}: the file holds no "
-                                      "Gaussians")
+            raise ScenarioImportError(f"{path}: the file holds no Gaussians (asset "
+                                      f"{spec.asset!r})", names_file=True)
         splats[path] = splat
     return splats
 

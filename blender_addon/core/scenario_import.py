@@ -33,7 +33,16 @@ K_TOLERANCE = 1e-9
 
 
 class ScenarioImportError(Exception):
-    """A scenario that cannot become a scene; the message names the field."""
+    """A scenario that cannot become a scene; the message names the field, or the file at
+    fault when that is another file (``names_file``: an asset)."""
+
+    def __init__(self, message: str, *, names_file: bool = False) -> None:
+        super().__init__(message)
+        self.names_file = names_file
+
+    def located(self, source: object) -> str:
+        """The one-line message, led by ``source`` (the file read) unless it names its own."""
+        return str(self) if self.names_file else f"{source}: {self}"
 
 
 def fixed_camera(scenario: Scenario, k_field: str | None = None) -> BlenderCameraSettings:
@@ -45,7 +54,7 @@ def fixed_camera(scenario: Scenario, k_field: str | None = None) -> BlenderCamer
 
     Raises:
         ScenarioImportError: ``frames[i].camera`` differs from the first frame's, or ``K``
-            has skew, a non-positive focal length or an extreme pixel aspect.
+            has a pixel aspect beyond Blender's (skew is refused by the scenario's reader).
     """
     first = scenario.frames[0].camera
     width, height, K = first.width, first.height, first.K
@@ -55,9 +64,6 @@ def fixed_camera(scenario: Scenario, k_field: str | None = None) -> BlenderCamer
                 camera.K, K, rtol=0, atol=K_TOLERANCE):
             raise ScenarioImportError(f"frames[{i}].camera: the image size and K must be the "
                                       "same in every frame")
-    if abs(K[0, 1]) > K_TOLERANCE:
-        raise ScenarioImportError(f"{k_field or 'frames[0].camera.K'}: skew is not supported "
-                                  f"(K[0][1] = {K[0, 1]})")
     try:
         return blender_camera_settings(K, width, height)
     except CameraConversionError as exc:
