@@ -14,6 +14,7 @@ import csv
 import itertools
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import bpy
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Matrix, Vector
+from paths import BACKEND_PYTHON, REPO
 from ply_factory import write_inria_ply
 
 from blender_addon.blender import operators_recording, scenario_import
@@ -394,3 +396,79 @@ def test_camera_settings_invert_the_intrinsics(addon, width, height, K_):
     camera.matrix_world = Matrix(camera_matrix_world_from(world_to_camera).tolist())
     pinhole = PinholeCamera(width, height, np.array(K_), world_to_camera)
     assert_projection_parity(scene, pinhole, np.random.default_rng(1))
+
+
+# ------------------------------------------------------------------ the backend's generator
+
+# Runs in the backend venv: gs_backend.synthetic.recording writes a recording with a
+# tracker of its own (40 Hz, jitter, drops, shuffled rows, mm units, a clock offset and
+# random hand-eye calibrations) and returns the true poses at the image times. Every
+# image time also gets a sample, so the true poses are what the import must key.
+GENERATOR = r"""
+import math, sys
+from pathlib import Path
+import numpy as np
+from gs_backend.synthetic.recording import make_recording
+
+folder, base = Path(sys.argv[1]), Path(sys.argv[2])
+
+def rotation(axis, angle):
+    x, y, z = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+
+def camera(t):  # world_from_camera, OpenCV axes, looking at the origin
+    eye = np.array([2.0 * math.cos(t), 2.0 * math.sin(t) - 1.0, 1.5])
+    forward = -eye / np.linalg.norm(eye)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    out = np.eye(4)
+    out[:3, :3] = np.stack([right, np.cross(forward, right), forward], axis=1)
+    out[:3, 3] = eye
+    return out
+
+def forceps(t):
+    out = np.eye(4)
+    out[:3, :3] = 1.2 * rotation([0.3, -0.5, 1.0], 3.0 * t)
+    out[:3, 3] = [0.2 * t, -0.1, 0.05 * math.sin(3 * t)]
+    return out
+
+times = [0.3 + i / 30 for i in range(12)]
+truth = make_recording(folder, base, camera=camera, tools={"forceps": forceps},
+                       image_times_s=times, tracker_start_s=0.0, tracker_end_s=1.0,
+                       extra_sample_times_s=times, seed=4)
+np.savez(folder / "truth.npz", world_to_camera=truth.world_to_camera,
+         forceps=truth.poses["forceps"], bed=truth.poses["bed"])
+"""
+
+
+def test_a_recording_from_the_backends_generator_keys_the_true_poses(addon, tmp_path):
+    if not BACKEND_PYTHON.exists():
+        pytest.skip("the backend venv (.venv) is missing: no recording generator")
+    scene_dir = tmp_path / "scene"
+    write_recording(scene_dir)  # for its assets and base.json
+    base = json.loads((scene_dir / "base.json").read_text())
+    base["frames"] = [{"name": "f0", "poses": {"bed": BED_POSE.tolist()},
+                       "camera": {"width": WIDTH, "height": HEIGHT, "K": K,
+                                  "world_to_camera": np.eye(4).tolist()}}]
+    (scene_dir / "base.json").write_text(json.dumps(base))
+    folder = tmp_path / "take"
+    done = subprocess.run([str(BACKEND_PYTHON), "-c", GENERATOR, str(folder),
+                           str(scene_dir / "base.json")],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    truth = np.load(folder / "truth.npz")
+
+    assert import_recording(folder / "recording.json") == {'FINISHED'}
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 12, 30)
+    assert scene.render.fps_base == pytest.approx(1.0, abs=1e-9)
+    camera, forceps, bed = (bpy.data.objects[n] for n in ("Camera", "forceps", "bed"))
+    for image in range(12):
+        scene.frame_set(1 + image)
+        np.testing.assert_allclose(world_to_camera_matrix(camera.matrix_world),
+                                   truth["world_to_camera"][image], atol=TOLERANCE)
+        np.testing.assert_allclose(np.array(forceps.matrix_world), truth["forceps"][image],
+                                   atol=TOLERANCE)
+        np.testing.assert_allclose(np.array(bed.matrix_world), truth["bed"][image],
+                                   atol=TOLERANCE)
