@@ -15,6 +15,8 @@ builder, the camera conversion), ``blender/`` the modules that use bpy, one conc
 * ``proxy_mesh``, ``operators_import``: ``gsds.import_ply`` (files read by
   ``gs_contract.splats``).
 * ``operators_export``: ``gsds.export_scenario``.
+* ``operators_recording``: ``gsds.import_recording`` (a tracked recording, keyed through
+  ``scenario_import``, the code ``scripts/scenario_to_blend.py`` uses too).
 * ``operators_parts``: ``gsds.split_part`` (a proxy's selected vertices become a part
   object of the same instrument instance).
 * ``render_job`` (with ``core.render_job``): the session's dataset render;
@@ -37,6 +39,7 @@ from .blender import (
     operators_extract,
     operators_import,
     operators_parts,
+    operators_recording,
     operators_render,
     panels,
     path_remap,
@@ -46,7 +49,7 @@ from .blender import (
 
 # Registration order: data first, then the operators using it, then the UI drawing both.
 _MODULES = (preferences, properties, path_remap, operators_import, operators_export,
-            operators_parts, operators_render, operators_extract, panels)
+            operators_parts, operators_recording, operators_render, operators_extract, panels)
 
 
 def register() -> None:

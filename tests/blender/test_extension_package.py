@@ -211,7 +211,8 @@ def test_install_enable_and_use_the_zip(built_zip, tmp_path):
     assert report["lazy_modules"] == [], "registration must not import the import machinery"
     assert report["operators"] == dict.fromkeys(report["operators"], True), report["operators"]
     assert report["import_class_module"].startswith(PACKAGE), "operator not from the zip"
-    assert report["import_menu"] == [["gsds.import_ply", "Gaussian Splat (.ply, .splat, .spz)"]]
+    assert report["import_menu"] == [["gsds.import_ply", "Gaussian Splat (.ply, .splat, .spz)"],
+                                     ["gsds.import_recording", "Tracked Recording (.json)"]]
     assert report["preferences"] == [PACKAGE, "gs-backend", "AUTO"]
     assert report["get_preferences"] is True
     assert report["import"] == ["FINISHED"]
