@@ -18,7 +18,8 @@ Every function takes plain numbers or array-likes (a mathutils Matrix works) and
 numpy arrays: no bpy here. The add-on reads a Blender camera's settings and calls
 :func:`intrinsics_matrix` and :func:`world_to_camera_matrix`
 (``blender_addon.core.camera_intrinsics.camera_from_blender``); the way back, a scenario
-camera -> Blender settings (``scripts/scenario_to_blend.py``), is
+camera -> Blender settings (``blender_addon.core.camera_intrinsics.blender_camera_settings``),
+used by scenario and recording imports, is
 :func:`camera_matrix_world_from` and :func:`lens_from_intrinsics`.
 """
 
