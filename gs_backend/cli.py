@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--rasterizer", choices=("auto", "torch", "gsplat"), default="auto",
                         help="auto: gsplat on CUDA, the torch rasterizer elsewhere")
     _add_extract_parser(sub)
+    from gs_backend.camera_path.command import add_camera_path_parser
+
+    add_camera_path_parser(sub)
     return parser
 
 
@@ -108,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "extract":
         return _run_guarded(lambda: _extract(args), jsonl=False,
                             interrupted=EXTRACT_INTERRUPTED_MESSAGE)
+    if args.command == "camera-path":
+        return _run_guarded(lambda: _camera_path(args), jsonl=False)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
@@ -155,6 +160,12 @@ def _extract(args: argparse.Namespace) -> int:
     from gs_backend.extract.command import run_extract_command
 
     return run_extract_command(args)
+
+
+def _camera_path(args: argparse.Namespace) -> int:
+    from gs_backend.camera_path.command import run_camera_path_command
+
+    return run_camera_path_command(args)
 
 
 def _render(args: argparse.Namespace) -> int:
