@@ -79,7 +79,9 @@ def test_base_without_frames_identity_poses_and_image_subset(tmp_path, capsys):
     base_path = tmp_path / "scene" / "scenario.json"
     model = write_colmap(tmp_path / "model", known_cameras(), text=True)
     out = tmp_path / "scene" / "held_out.json"
-    assert _run(model, "--base", base_path, "--out", out, "--images", "view_[bd]*") == 0
+    # naming one file of the model selects its folder
+    assert _run(model / "images.txt", "--base", base_path, "--out", out,
+                "--images", "view_[bd]*") == 0
     assert "wrote 2 frames (view_b .. view_d)" in capsys.readouterr().err
     scenario = load_scenario(out)
     assert [f.name for f in scenario.frames] == ["view_b", "view_d"]

@@ -24,11 +24,12 @@ from gs_contract.camera_paths import (
     read_colmap_model,
     read_transforms_json,
 )
+from gs_contract.camera_paths.colmap import FILES
 from gs_contract.camera_paths.scenario import camera_path_scenario
 from gs_contract.errors import InputError
 from gs_contract.scenario import parse_scenario
 
-COLMAP_FILES = frozenset({"cameras.bin", "images.bin", "cameras.txt", "images.txt"})
+COLMAP_FILES = frozenset(name for pair in FILES.values() for name in pair)
 
 
 def add_camera_path_parser(sub: argparse._SubParsersAction) -> None:

@@ -36,7 +36,7 @@ from gs_contract.camera_paths.model import (
     sorted_images,
 )
 from gs_contract.errors import InputError
-from gs_contract.files import regular_file_problem, require_regular_file
+from gs_contract.files import require_regular_file
 
 ModelFormat = Literal["binary", "text"]
 FILES: dict[ModelFormat, tuple[str, str]] = {"binary": ("cameras.bin", "images.bin"),
@@ -301,9 +301,6 @@ class _Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        problem = regular_file_problem(path)
-        if problem is not None:
-            raise InputError(path, None, problem)
         try:
             self.data = path.read_bytes()
         except OSError as exc:
