@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gs_backend import __version__, interrupt
+from gs_backend.camera_path.command import add_camera_path_parser, run_camera_path_command
 from gs_backend.replay.command import add_replay_parser, run_replay_command
 from gs_contract.errors import InputError
 from gs_contract.protocol import ErrorEvent, ExitCode
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: gsplat on CUDA, the torch rasterizer elsewhere")
     _add_extract_parser(sub)
     add_replay_parser(sub)
+    add_camera_path_parser(sub)
     return parser
 
 
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             interrupted=EXTRACT_INTERRUPTED_MESSAGE)
     if args.command == "replay":
         return _run_guarded(lambda: run_replay_command(args), jsonl=False)
+    if args.command == "camera-path":
+        return _run_guarded(lambda: run_camera_path_command(args), jsonl=False)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 

@@ -19,8 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    # plyfile and pycocotools are dev-only (the tests' independent oracles).
-    "gs_backend": {"bpy", "mathutils", "bmesh", "bpy_extras", "plyfile", "pycocotools"},
+    # plyfile, pycocotools and pycolmap are dev-only (the tests' independent oracles).
+    "gs_backend": {"bpy", "mathutils", "bmesh", "bpy_extras", "plyfile", "pycocotools",
+                   "pycolmap"},
     "blender_addon": {"torch", "gsplat", "cv2", "plyfile", "tqdm", "pycocotools"},
 }
 BLENDER_SHIPS = {"bpy", "bpy_extras", "mathutils", "bmesh", "gpu", "gpu_extras", "bl_ui",

@@ -1,0 +1,1 @@
+"""``gs-backend camera-path``: scenario frames from COLMAP / nerfstudio cameras."""
