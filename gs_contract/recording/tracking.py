@@ -95,9 +95,8 @@ def _track(path: Path, sensor: str, samples: _Samples) -> SensorTrack:
     if same.size:
         i = int(same[0])
         raise InputError(path, f"line {lines[i + 1]}, column timestamp",
-                         f"sensor {sensor!r} has two samples at time {times[i]!r} s "
-                         f"(lines {min(lines[i], lines[i + 1])} and "
-                         f"{max(lines[i], lines[i + 1])})")
+                         f"sensor {sensor!r} has two samples at time {float(times[i])!r} s "
+                         f"(lines {lines[i]} and {lines[i + 1]})")
     return SensorTrack(sensor, times, poses[:, :4], poses[:, 4:], lines)
 
 
