@@ -160,7 +160,7 @@ def test_tracking_csv_unsorted_interleaved_missing_and_signs(tmp_path: Path) -> 
     ("0.1,a,0,0,0,0,0,0,0", "line 3, column qw/qx/qy/qz", "quaternion norm 0"),
     ("0.1,a,1,0,0,0,,,", "line 3, column tx", "empty cell"),
     ("0.1,a,1,0,0,0,0,0", "line 3", "8 cells, but the header has 9 columns"),
-    ("0.0,a,1,0,0,0,0,0,0", "line 3, column timestamp", "two samples at time 0.0 s"),
+    ("0.0,a,1,0,0,0,0,0,0", "line 3", "two samples at time 0.0 s (lines 2 and 3)"),
 ])
 def test_bad_tracking_rows_name_line_and_column(tmp_path: Path, row: str, where: str,
                                                 words: str) -> None:
