@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from gs_backend.synthetic import demo_scenario
 from gs_contract.atomic import write_text_atomic
 from gs_contract.scenario import Scenario, load_scenario
 
@@ -188,6 +189,28 @@ def make_recording(
                              for t in tracker_times]) for name in base.objects}
     return GroundTruth(path, names, video_times, tracker_times, world_to_camera, poses,
                        w_from_t, sensor_from, samples, sensor_of)
+
+
+def demo_motions(duration_s: float) -> tuple[Motion, dict[str, Motion]]:
+    """The bundled demo's motion (:mod:`gs_backend.synthetic.demo_scenario`) as functions
+    of tracker time: clip time ``s = t / duration_s`` (the motion goes on smoothly
+    beyond [0, 1], so a tracker may start before the first image and stop after the last).
+
+    Returns:
+        ``camera`` (world_from_camera) and ``tools`` (``driver`` and ``grasper``
+        world_from_asset) for :func:`make_recording` with the demo's scenario as the base.
+    """
+    def clip(t: float) -> float:
+        return t / duration_s
+
+    def camera(t: float) -> np.ndarray:
+        return np.linalg.inv(demo_scenario.world_to_camera(clip(t)))
+
+    tools: dict[str, Motion] = {
+        "driver": lambda t: demo_scenario.driver_pose(clip(t)),
+        "grasper": lambda t: demo_scenario.grasper_pose(clip(t)),
+    }
+    return camera, tools
 
 
 def _num(x: float) -> str:
