@@ -5,8 +5,9 @@ functions of tracker time) through a simulated tracker and video and writes a
 ``gs-recording`` v1 folder::
 
     FOLDER/recording.json   base (relative path), tracking, images, calibrations
-    FOLDER/poses.csv        tracker samples: own rate, timestamp jitter, missing samples,
-                            rows shuffled (sensors interleaved), random quaternion signs
+    FOLDER/poses.csv        tracker samples: own rate, timestamp jitter, missing samples
+                            (no row, or a row with empty pose cells), rows shuffled
+                            (sensors interleaved), random quaternion signs
     FOLDER/frames.csv       image names and timestamps on the video's own clock
 
 The tracker measures in millimetres by default (``world_from_tracker`` scales mm -> m and
@@ -142,8 +143,12 @@ def make_recording(
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rows: list[list[str]] = []
     for key, motion in motions.items():
-        times = _sample_times(rng, tracker_start_s, tracker_end_s, tracker_rate_hz,
-                              jitter_fraction, drop_fraction, max_gap_s, extra_sample_times_s)
+        times, dropped = _sample_times(rng, tracker_start_s, tracker_end_s, tracker_rate_hz,
+                                       jitter_fraction, drop_fraction, max_gap_s,
+                                       extra_sample_times_s)
+        # Half of the dropped samples leave a row with empty pose cells, as some trackers
+        # write them; the others leave no row at all.
+        rows += [[repr(float(t)), sensor_of[key], *[""] * 7] for t in dropped[::2]]
         matrices = np.stack([tracker_from_world @ motion(t) @ np.linalg.inv(sensor_from[key])
                              for t in times])
         samples[sensor_of[key]] = (times, matrices)
@@ -254,8 +259,9 @@ def _scaled_camera(camera: Motion, scale: float) -> Motion:
 
 def _sample_times(rng: np.random.Generator, start: float, end: float, rate: float,
                   jitter: float, drop: float, max_gap: float,
-                  extra: Sequence[float]) -> np.ndarray:
-    """Sample times on ``[start, end]``: a jittered grid, some dropped, plus ``extra``."""
+                  extra: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times on ``[start, end]``: a jittered grid, some dropped, plus ``extra``.
+    Returns the kept times (sorted) and the dropped ones."""
     period = 1.0 / rate
     count = math.floor((end - start) * rate) + 1
     times = start + period * np.arange(count)
@@ -267,9 +273,10 @@ def _sample_times(rng: np.random.Generator, start: float, end: float, rate: floa
             keep[i] = False
         else:
             last_kept = times[i]
-    times = times[keep]
-    extra_times = [t for t in extra if start <= t <= end]
-    return np.unique(np.concatenate([times, np.asarray(extra_times, dtype=np.float64)]))
+    extra_times = np.asarray([t for t in extra if start <= t <= end], dtype=np.float64)
+    dropped = times[~keep]
+    return (np.unique(np.concatenate([times[keep], extra_times])),
+            dropped[~np.isin(dropped, extra_times)])
 
 
 def _fixed_poses(base: Scenario, tools: Mapping[str, Motion]) -> dict[str, np.ndarray]:
