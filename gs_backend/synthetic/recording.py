@@ -5,8 +5,9 @@ functions of tracker time) through a simulated tracker and video and writes a
 ``gs-recording`` v1 folder::
 
     FOLDER/recording.json   base (relative path), tracking, images, calibrations
-    FOLDER/poses.csv        tracker samples: own rate, timestamp jitter, missing samples,
-                            rows shuffled (sensors interleaved), random quaternion signs
+    FOLDER/poses.csv        tracker samples: own rate, timestamp jitter, missing samples
+                            (no row, or a row with empty pose cells), rows shuffled
+                            (sensors interleaved), random quaternion signs
     FOLDER/frames.csv       image names and timestamps on the video's own clock
 
 The tracker measures in millimetres by default (``world_from_tracker`` scales mm -> m and
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from gs_backend.synthetic import demo_scenario
 from gs_contract.atomic import write_text_atomic
 from gs_contract.scenario import Scenario, load_scenario
 
@@ -141,8 +143,12 @@ def make_recording(
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rows: list[list[str]] = []
     for key, motion in motions.items():
-        times = _sample_times(rng, tracker_start_s, tracker_end_s, tracker_rate_hz,
-                              jitter_fraction, drop_fraction, max_gap_s, extra_sample_times_s)
+        times, dropped = _sample_times(rng, tracker_start_s, tracker_end_s, tracker_rate_hz,
+                                       jitter_fraction, drop_fraction, max_gap_s,
+                                       extra_sample_times_s)
+        # Half of the dropped samples leave a row with empty pose cells, as some trackers
+        # write them; the others leave no row at all.
+        rows += [[repr(float(t)), sensor_of[key], *[""] * 7] for t in dropped[::2]]
         matrices = np.stack([tracker_from_world @ motion(t) @ np.linalg.inv(sensor_from[key])
                              for t in times])
         samples[sensor_of[key]] = (times, matrices)
@@ -190,6 +196,28 @@ def make_recording(
                        w_from_t, sensor_from, samples, sensor_of)
 
 
+def demo_motions(duration_s: float) -> tuple[Motion, dict[str, Motion]]:
+    """The bundled demo's motion (:mod:`gs_backend.synthetic.demo_scenario`) as functions
+    of tracker time: clip time ``s = t / duration_s`` (the motion goes on smoothly
+    beyond [0, 1], so a tracker may start before the first image and stop after the last).
+
+    Returns:
+        ``camera`` (world_from_camera) and ``tools`` (``driver`` and ``grasper``
+        world_from_asset) for :func:`make_recording` with the demo's scenario as the base.
+    """
+    def clip(t: float) -> float:
+        return t / duration_s
+
+    def camera(t: float) -> np.ndarray:
+        return np.linalg.inv(demo_scenario.world_to_camera(clip(t)))
+
+    tools: dict[str, Motion] = {
+        "driver": lambda t: demo_scenario.driver_pose(clip(t)),
+        "grasper": lambda t: demo_scenario.grasper_pose(clip(t)),
+    }
+    return camera, tools
+
+
 def _num(x: float) -> str:
     return repr(float(x))
 
@@ -231,8 +259,9 @@ def _scaled_camera(camera: Motion, scale: float) -> Motion:
 
 def _sample_times(rng: np.random.Generator, start: float, end: float, rate: float,
                   jitter: float, drop: float, max_gap: float,
-                  extra: Sequence[float]) -> np.ndarray:
-    """Sample times on ``[start, end]``: a jittered grid, some dropped, plus ``extra``."""
+                  extra: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times on ``[start, end]``: a jittered grid, some dropped, plus ``extra``.
+    Returns the kept times (sorted) and the dropped ones."""
     period = 1.0 / rate
     count = math.floor((end - start) * rate) + 1
     times = start + period * np.arange(count)
@@ -244,9 +273,10 @@ def _sample_times(rng: np.random.Generator, start: float, end: float, rate: floa
             keep[i] = False
         else:
             last_kept = times[i]
-    times = times[keep]
-    extra_times = [t for t in extra if start <= t <= end]
-    return np.unique(np.concatenate([times, np.asarray(extra_times, dtype=np.float64)]))
+    extra_times = np.asarray([t for t in extra if start <= t <= end], dtype=np.float64)
+    dropped = times[~keep]
+    return (np.unique(np.concatenate([times[keep], extra_times])),
+            dropped[~np.isin(dropped, extra_times)])
 
 
 def _fixed_poses(base: Scenario, tools: Mapping[str, Motion]) -> dict[str, np.ndarray]:

@@ -2,7 +2,8 @@
 a ``gs-scenario``, with the same code on both sides (``gs-backend replay`` and the Blender
 add-on's Import Tracked Recording).
 
-- :mod:`.tracking`: tracker files -> per-sensor tracks (:func:`read_tracking`);
+- :mod:`.tracking`: tracker files -> per-sensor tracks (:func:`read_tracking`), formats
+  in :mod:`.tracker_csv` and :mod:`.tracker_ndi`;
 - :mod:`.images`: the image table (name, timestamp) -> frames named after image stems;
 - :mod:`.interpolate`: a sensor's pose at any time (slerp + linear), with refusals;
 - :mod:`.parse` / :mod:`.model`: :func:`read_recording` -> :class:`Recording`;
@@ -29,16 +30,17 @@ from gs_contract.recording.replay import (
     replay_recording,
     write_replay_scenario,
 )
+from gs_contract.recording.samples import QUATERNION_NORM_TOLERANCE
 from gs_contract.recording.tracking import (
-    QUATERNION_NORM_TOLERANCE,
+    FRAME_COUNTING_FORMATS,
     TRACKING_FORMATS,
     SensorTrack,
     read_tracking,
 )
 
 __all__ = [
-    "DEFAULT_MAX_GAP_S", "QUATERNION_NORM_TOLERANCE", "RECORDING_FORMAT", "RECORDING_VERSION",
-    "TRACKING_FORMATS",
+    "DEFAULT_MAX_GAP_S", "FRAME_COUNTING_FORMATS", "QUATERNION_NORM_TOLERANCE",
+    "RECORDING_FORMAT", "RECORDING_VERSION", "TRACKING_FORMATS",
     "Bracket", "RecordedCamera", "RecordedImage", "RecordedObject", "Recording", "Replay",
     "ReplayStats", "SensorTrack",
     "bracket", "read_images", "read_recording", "read_tracking", "replay_file",

@@ -39,7 +39,7 @@ class CsvRow:
 
     def number(self, column: str) -> float:
         """The finite number in ``column``."""
-        value = self.cells[column]
+        value = self.text(column)
         try:
             out = float(value)
         except ValueError:

@@ -21,7 +21,7 @@ DEFAULT_MAX_GAP_S: Final = 0.1
 
 TOP_LEVEL_KEYS = frozenset({"format", "version", "base", "tracking", "images", "clock_offset_s",
                             "max_gap_s", "world_from_tracker", "camera", "objects", "meta"})
-TRACKING_KEYS = frozenset({"file", "format"})
+TRACKING_KEYS = frozenset({"file", "format", "frame_rate_hz"})
 IMAGES_KEYS = frozenset({"file"})
 CAMERA_KEYS = frozenset({"width", "height", "K", "sensor", "sensor_from_camera"})
 OBJECT_KEYS = frozenset({"pose", "sensor", "sensor_from_asset"})
@@ -60,6 +60,8 @@ class Recording:
         base: the base scenario (classes, assets, objects, render, output; its frames are
             not used).
         tracking_file, images_file: the tables (absolute).
+        tracking_format: a key of :data:`~gs_contract.recording.tracking.TRACKING_FORMATS`.
+        frame_rate_hz: the tracker's frame rate, for formats that count frames (else None).
         tracks: per sensor, its samples (only the sensors the recording uses are checked
             to exist; others are kept).
         images: the images, sorted by time.
@@ -74,6 +76,7 @@ class Recording:
     base: Scenario
     tracking_file: Path
     tracking_format: str
+    frame_rate_hz: float | None
     tracks: dict[str, SensorTrack]
     images_file: Path
     images: tuple[RecordedImage, ...]

@@ -30,7 +30,12 @@ from gs_contract.recording.model import (
     RecordedObject,
     Recording,
 )
-from gs_contract.recording.tracking import TRACKING_FORMATS, SensorTrack, read_tracking
+from gs_contract.recording.tracking import (
+    FRAME_COUNTING_FORMATS,
+    TRACKING_FORMATS,
+    SensorTrack,
+    read_tracking,
+)
 from gs_contract.scenario.model import Scenario
 from gs_contract.scenario.parse import _parse_camera, parse_scenario
 
@@ -66,6 +71,7 @@ def read_recording(path: str | Path) -> Recording:
     if tracking_format not in TRACKING_FORMATS:
         v.fail("tracking.format", f"unknown tracking format {tracking_format!r}; known: "
                                   f"{sorted(TRACKING_FORMATS)}")
+    frame_rate = _frame_rate(v, tracking, tracking_format)
     images_raw = v.mapping(v.required(raw, "images", "$"), "images")
     v.no_unknown_keys(images_raw, "images", IMAGES_KEYS)
     clock_offset = v.number(raw.get("clock_offset_s", 0.0), "clock_offset_s")
@@ -78,11 +84,29 @@ def read_recording(path: str | Path) -> Recording:
 
     tracking_file = _table(v, tracking, "tracking")
     images_file = _table(v, images_raw, "images")
-    tracks = read_tracking(tracking_file, tracking_format)
+    tracks = read_tracking(tracking_file, tracking_format, frame_rate_hz=frame_rate)
     _check_sensors(v, tracks, tracking_file, camera, objects)
-    return Recording(path, base, tracking_file, tracking_format, tracks, images_file,
+    return Recording(path, base, tracking_file, tracking_format, frame_rate, tracks, images_file,
                      read_images(images_file), clock_offset, max_gap, world_from_tracker,
                      camera, objects)
+
+
+def _frame_rate(v: JsonValidator, tracking: dict[str, Any], fmt: str) -> float | None:
+    """``tracking.frame_rate_hz``: required by formats that count frames, refused by
+    formats with timestamps."""
+    where = "tracking.frame_rate_hz"
+    if fmt not in FRAME_COUNTING_FORMATS:
+        if "frame_rate_hz" in tracking:
+            v.fail(where, f"only for formats that count frames "
+                          f"({sorted(FRAME_COUNTING_FORMATS)}); {fmt!r} has timestamps")
+        return None
+    if "frame_rate_hz" not in tracking:
+        v.fail(where, f"missing: the {fmt!r} format counts frames; give the tracker's frame "
+                      "rate in Hz")
+    rate = v.number(tracking["frame_rate_hz"], where)
+    if rate <= 0:
+        v.fail(where, f"must be positive (Hz), got {rate:g}")
+    return rate
 
 
 def _parse_camera_block(v: JsonValidator, raw: dict[str, Any]) -> RecordedCamera:

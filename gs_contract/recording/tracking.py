@@ -1,24 +1,18 @@
 """Tracker files -> one track of samples per sensor (DESIGN contract 8).
 
-``tracking.format`` ``"csv"``: a header ``timestamp,sensor,qw,qx,qy,qz,tx,ty,tz`` and one
-row per sample: the tracker time in seconds, the sensor's name, and ``tracker_from_sensor``
-as a unit quaternion (w first, either sign) and a translation in tracker units.
+Formats (``tracking.format``; docs/replay.md): ``"csv"`` (:mod:`.tracker_csv`, the
+contract's own table) and ``"ndi"`` (:mod:`.tracker_ndi`, the CSV that NDI's Combined API
+sample application writes for Aurora / Polaris trackers).
 
-Rules (docs/replay.md):
-
-- rows may come in any order and sensors interleaved; each sensor's samples are sorted
-  by time. Two samples of one sensor at the same time are refused (both lines named).
-- a row whose seven pose cells are all empty (or all ``nan``) is a missing sample and is
-  skipped; a missing sample may also simply have no row.
-- quaternions are normalised when their norm is within :data:`QUATERNION_NORM_TOLERANCE`
-  of 1 (trackers write a few decimals); farther from 1 the row is refused, since such a
-  quaternion is no rotation (a shifted column, a corrupt row).
-- every other problem names the file, the line and the column.
+Whatever the format: rows may come in any order and sensors interleaved; each sensor's
+samples are sorted by time, and two samples of one sensor at the same time are refused
+(both lines named). Quaternions are normalised when their norm is within
+:data:`~gs_contract.recording.samples.QUATERNION_NORM_TOLERANCE` of 1 and refused
+otherwise. Every problem names the file, the line and the column.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from gs_contract.errors import InputError
-from gs_contract.recording.csvtable import CsvRow, read_csv_rows
-
-# Largest | |q| - 1 | accepted (and normalised away) for a sample's quaternion.
-QUATERNION_NORM_TOLERANCE = 1e-2
-CSV_COLUMNS = ("timestamp", "sensor", "qw", "qx", "qy", "qz", "tx", "ty", "tz")
-POSE_COLUMNS = CSV_COLUMNS[2:]
+from gs_contract.recording.samples import SampleRow
+from gs_contract.recording.tracker_csv import read_csv_samples
+from gs_contract.recording.tracker_ndi import read_ndi_samples
 
 
 @dataclass(frozen=True)
@@ -62,9 +53,11 @@ class _Samples:
     lines: list[int]
 
 
-def read_tracking(path: Path, format: str) -> dict[str, SensorTrack]:
+def read_tracking(path: Path, format: str, *,
+                  frame_rate_hz: float | None = None) -> dict[str, SensorTrack]:
     """The tracks in the tracker file ``path`` of ``format`` (one of :data:`TRACKING_FORMATS`),
-    keyed by sensor name in order of first appearance.
+    keyed by sensor name in order of first appearance. ``frame_rate_hz``: the tracker's
+    frame rate, for formats that count frames instead of writing times (``"ndi"``).
 
     Raises:
         InputError: an unknown format; a bad row (naming the file, the line number and
@@ -75,7 +68,7 @@ def read_tracking(path: Path, format: str) -> dict[str, SensorTrack]:
         raise InputError(path, None, f"unknown tracking format {format!r}; known: "
                                      f"{sorted(TRACKING_FORMATS)}")
     samples: dict[str, _Samples] = {}
-    for sensor, time_s, pose, line in reader(Path(path)):
+    for sensor, time_s, pose, line in reader(Path(path), frame_rate_hz):
         entry = samples.setdefault(sensor, _Samples([], [], []))
         entry.times.append(time_s)
         entry.poses.append(pose)
@@ -94,38 +87,13 @@ def _track(path: Path, sensor: str, samples: _Samples) -> SensorTrack:
     same = np.flatnonzero(np.diff(times) == 0)
     if same.size:
         i = int(same[0])
-        raise InputError(path, f"line {lines[i + 1]}, column timestamp",
-                         f"sensor {sensor!r} has two samples at time {times[i]!r} s "
-                         f"(lines {min(lines[i], lines[i + 1])} and "
-                         f"{max(lines[i], lines[i + 1])})")
+        raise InputError(path, f"line {lines[i + 1]}",
+                         f"sensor {sensor!r} has two samples at time {float(times[i])!r} s "
+                         f"(lines {lines[i]} and {lines[i + 1]})")
     return SensorTrack(sensor, times, poses[:, :4], poses[:, 4:], lines)
 
 
-def unit_quaternion(row: CsvRow, wxyz: list[float], columns: tuple[str, ...]) -> list[float]:
-    """``wxyz`` normalised, or a refusal naming the row when its norm is not near 1."""
-    norm = math.sqrt(sum(x * x for x in wxyz))
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise row.fail("/".join(columns),
-                       f"quaternion norm {norm:.6g} is not 1 (within "
-                       f"{QUATERNION_NORM_TOLERANCE}); not a rotation")
-    return [x / norm for x in wxyz]
-
-
-# One sample as a format reader yields it: sensor, time (s), [qw, qx, qy, qz, tx, ty, tz]
-# (quaternion already unit), line number.
-SampleRow = tuple[str, float, list[float], int]
-
-
-def _read_csv(path: Path) -> Iterator[SampleRow]:
-    """The samples of a ``"csv"`` tracker file: (sensor, time, [qw..tz], line)."""
-    for row in read_csv_rows(path, CSV_COLUMNS):
-        if all(row.cells[c].lower() in ("", "nan") for c in POSE_COLUMNS):
-            continue  # a missing sample
-        time_s = row.number("timestamp")
-        sensor = row.text("sensor")
-        values = [row.number(c) for c in POSE_COLUMNS]
-        quaternion = unit_quaternion(row, values[:4], POSE_COLUMNS[:4])
-        yield sensor, time_s, quaternion + values[4:], row.line
-
-
-TRACKING_FORMATS: dict[str, Callable[[Path], Iterator[SampleRow]]] = {"csv": _read_csv}
+TRACKING_FORMATS: dict[str, Callable[[Path, float | None], Iterator[SampleRow]]] = {
+    "csv": read_csv_samples, "ndi": read_ndi_samples}
+# Formats that count frames: their recordings give ``tracking.frame_rate_hz``.
+FRAME_COUNTING_FORMATS = frozenset({"ndi"})
