@@ -1,8 +1,10 @@
-"""What a path is, when it is not a regular file we can read.
+"""Paths: what a path is when it is not a regular file we can read, and how a file
+refers to another one.
 
 Asset, ``keep`` and scenario paths are opened only when they name a regular file:
 ``/dev/zero`` or a FIFO would be read forever (or block), so they are refused up front
-with a message saying what the path is.
+with a message saying what the path is. Files we write refer to others by
+:func:`portable_path` (relative, so a folder can move with its assets).
 """
 
 from __future__ import annotations
@@ -61,3 +63,14 @@ def require_regular_file(path: str | os.PathLike[str], *, source: str | os.PathL
     if problem is not None:
         raise InputError(source, field, f"{problem}: {os.fspath(path)}")
     return Path(path)
+
+
+def portable_path(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``folder``, with forward slashes, for a file written in
+    ``folder`` to refer to it; the absolute path when no relative one exists (another
+    drive on Windows). Relative inputs are taken from the working folder."""
+    absolute = os.path.abspath(path)
+    try:
+        return Path(os.path.relpath(absolute, os.path.abspath(folder))).as_posix()
+    except ValueError:
+        return absolute

@@ -46,3 +46,15 @@ def test_require_names_source_field_and_path(tmp_path):
     message = info.value.message
     assert message.startswith("scene.json: assets.tissue.ply: a directory")
     assert str(tmp_path) in message
+
+
+def test_portable_path_is_relative_to_the_folder_and_resolves_back(tmp_path, monkeypatch):
+    from gs_contract.files import portable_path
+
+    asset = tmp_path / "assets" / "tool.ply"
+    folder = tmp_path / "out" / "deep"
+    text = portable_path(asset, folder)
+    assert text == "../../assets/tool.ply"
+    assert (folder / text).resolve() == asset.resolve()
+    monkeypatch.chdir(tmp_path)  # relative inputs are taken from the working folder
+    assert portable_path("assets/tool.ply", "out") == "../assets/tool.ply"

@@ -40,6 +40,7 @@ import numpy as np
 from gs_contract.atomic import write_text_atomic
 from gs_contract.camera import PinholeCamera
 from gs_contract.errors import InputError, PoseError
+from gs_contract.files import portable_path
 from gs_contract.scenario import (
     ROLE_BACKGROUND,
     ROLE_INSTRUMENT,
@@ -246,7 +247,7 @@ def _assets(objects: Sequence[GatheredObject],
                 break
         else:
             name = _unique_name(_asset_stem(obj.source_path), assets)
-            entry: dict[str, Any] = {"ply": relative_path(obj.source_path, scenario_dir)}
+            entry: dict[str, Any] = {"ply": portable_path(obj.source_path, scenario_dir)}
             if obj.keep is not None:
                 entry["keep"] = np.asarray(obj.keep, dtype=np.int64).tolist()
             assets[name] = entry
@@ -272,16 +273,6 @@ def _unique_name(stem: str, taken: dict[str, Any]) -> str:
         n += 1
         name = f"{stem}_{n}"
     return name
-
-
-def relative_path(path: str | os.PathLike[str], start: str | os.PathLike[str]) -> str:
-    """``path`` relative to folder ``start`` with forward slashes; absolute when impossible
-    (another drive on Windows)."""
-    path = os.path.abspath(path)
-    try:
-        return Path(os.path.relpath(path, os.path.abspath(start))).as_posix()
-    except ValueError:
-        return path
 
 
 # ---------------------------------------------------------------------------

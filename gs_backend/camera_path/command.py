@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from gs_contract.atomic import write_text_atomic
 from gs_contract.camera_paths import (
     RegisteredImage,
     find_colmap_model,
@@ -27,7 +24,7 @@ from gs_contract.camera_paths import (
 from gs_contract.camera_paths.colmap import FILES
 from gs_contract.camera_paths.scenario import camera_path_scenario
 from gs_contract.errors import InputError
-from gs_contract.scenario import parse_scenario
+from gs_contract.scenario import write_scenario_file
 
 COLMAP_FILES = frozenset(name for pair in FILES.values() for name in pair)
 
@@ -81,13 +78,7 @@ def run_camera_path_command(args: argparse.Namespace) -> int:
     made = camera_path_scenario(base, images, source=source)
     notes.append(f"objects posed as in the base's frame {made.poses_from!r}"
                  if made.poses_from else "objects at identity pose (the base has no frames)")
-    scenario = relative_asset_paths(made.scenario, out.parent)
-    text = json.dumps(scenario, indent=1) + "\n"
-    parse_scenario(json.loads(text), out)  # what is written parses, from where it is
-    try:
-        write_text_atomic(out, text)
-    except OSError as exc:
-        raise InputError(out, None, f"cannot write: {exc}") from None
+    write_scenario_file(made.scenario, out)
     report = {"source": str(source), "format": kind, "out": str(out), "frames": len(images),
               "first_frame": images[0].frame_name, "last_frame": images[-1].frame_name,
               "notes": notes}
@@ -138,21 +129,3 @@ def _read(source: Path, args: argparse.Namespace
         listed = ", ".join(f"{k}={v:.6g}" for k, v in coefficients)
         notes.append(f"{model_name} distortion dropped ({listed}): pinhole part kept")
     return images, kind, notes
-
-
-def relative_asset_paths(scenario: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """``scenario`` with its absolute asset ``ply`` / ``keep`` paths made relative to
-    ``folder`` (POSIX separators); a path on another drive stays absolute."""
-    def rel(path: str) -> str:
-        try:
-            return Path(os.path.relpath(path, folder.resolve())).as_posix()
-        except ValueError:  # another drive (Windows)
-            return path
-
-    assets = {}
-    for name, spec in scenario["assets"].items():
-        spec = {**spec, "ply": rel(spec["ply"])}
-        if isinstance(spec.get("keep"), str):
-            spec["keep"] = rel(spec["keep"])
-        assets[name] = spec
-    return {**scenario, "assets": assets}

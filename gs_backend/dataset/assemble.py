@@ -18,6 +18,7 @@ from gs_backend.dataset.output_folder import folder_lock
 from gs_backend.labels import coco_categories, coco_document
 from gs_contract.atomic import read_json_or_none
 from gs_contract.dataset import MANIFEST_FORMAT, SPLITS, DatasetLayout
+from gs_contract.files import portable_path
 from gs_contract.scenario import Scenario
 
 MANIFEST_VERSION = 1
@@ -138,7 +139,7 @@ def write_scenario_copy(layout: DatasetLayout, scenario: Scenario) -> None:
         return
     raw = json.loads(json.dumps(scenario.raw))
     for name, asset in raw.get("assets", {}).items():
-        asset["ply"] = _relative_or_absolute(scenario.assets[name].ply, layout.root)
+        asset["ply"] = portable_path(scenario.assets[name].ply, layout.root)
         if isinstance(asset.get("keep"), str):
             asset["keep"] = scenario.assets[name].keep.tolist()  # type: ignore[union-attr]
     write_output(layout.scenario_copy, json.dumps(raw, indent=1) + "\n")
@@ -149,12 +150,3 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.samefile(b)
     except OSError:  # either does not exist
         return False
-
-
-def _relative_or_absolute(path: Path, root: Path) -> str:
-    import os
-
-    try:
-        return Path(os.path.relpath(path, root.resolve())).as_posix()
-    except ValueError:  # different drives on Windows
-        return str(path)

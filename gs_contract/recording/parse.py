@@ -37,7 +37,7 @@ from gs_contract.recording.tracking import (
     read_tracking,
 )
 from gs_contract.scenario.model import Scenario
-from gs_contract.scenario.parse import _parse_camera, parse_scenario
+from gs_contract.scenario.parse import parse_camera, parse_scenario
 
 # The frame that stands in for the base scenario's own (ignored) frames while its other
 # sections are validated.
@@ -112,7 +112,7 @@ def _frame_rate(v: JsonValidator, tracking: dict[str, Any], fmt: str) -> float |
 def _parse_camera_block(v: JsonValidator, raw: dict[str, Any]) -> RecordedCamera:
     """``camera``: size and ``K`` checked by the scenario's own camera rule."""
     v.no_unknown_keys(raw, "camera", CAMERA_KEYS)
-    pinhole = _parse_camera(v, {k: raw[k] for k in ("width", "height", "K") if k in raw}
+    pinhole = parse_camera(v, {k: raw[k] for k in ("width", "height", "K") if k in raw}
                             | {"world_to_camera": np.eye(4).tolist()}, "camera")
     sensor = v.string(v.required(raw, "sensor", "camera"), "camera.sensor")
     calibration = _similarity(v, v.required(raw, "sensor_from_camera", "camera"),

@@ -13,22 +13,20 @@ interpolated (:mod:`gs_contract.recording.interpolate`), then
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gs_contract.atomic import write_text_atomic
-from gs_contract.errors import InputError
+from gs_contract.files import portable_path
 from gs_contract.pose import similarity_from_matrix
 from gs_contract.recording.interpolate import bracket, pose_at
 from gs_contract.recording.model import Recording
 from gs_contract.recording.parse import read_recording
 from gs_contract.scenario.parse import parse_scenario
 from gs_contract.scenario.schema import SCENARIO_FORMAT, SCENARIO_VERSION
+from gs_contract.scenario.write import write_scenario_file
 
 
 @dataclass(frozen=True)
@@ -162,9 +160,6 @@ def _absolute(folder: Path, relative: str) -> Path:
     return p if p.is_absolute() else (folder / p).resolve()
 
 
-ASSET_PATH_KEYS = ("ply", "keep")
-
-
 def write_replay_scenario(replay: Replay, out: Path) -> None:
     """Write ``replay.scenario`` to ``out`` (atomically), asset paths rewritten relative to
     ``out``'s folder where one exists (another drive keeps the absolute path), so the file
@@ -175,25 +170,9 @@ def write_replay_scenario(replay: Replay, out: Path) -> None:
             file cannot be written (naming ``out``).
     """
     out = Path(out).absolute()
-    scenario = json.loads(json.dumps(replay.scenario))  # a deep copy
-    for asset in scenario["assets"].values():
-        for key in ASSET_PATH_KEYS:
-            if isinstance(asset.get(key), str):
-                asset[key] = _relative_to(Path(asset[key]), out.parent)
-    if isinstance(scenario.get("meta", {}).get("replay"), dict):
-        replay_meta = scenario["meta"]["replay"]
-        replay_meta["recording"] = _relative_to(Path(replay_meta["recording"]), out.parent)
-    parse_scenario(scenario, out)
-    try:
-        write_text_atomic(out, json.dumps(scenario, indent=1) + "\n")
-    except OSError as exc:
-        raise InputError(out, None, f"cannot write: {exc.strerror or exc}") from None
-
-
-def _relative_to(path: Path, folder: Path) -> str:
-    """``path`` relative to ``folder`` (with ``/``), or absolute when no relative path
-    exists (another drive on Windows)."""
-    try:
-        return Path(os.path.relpath(path, folder)).as_posix()
-    except ValueError:
-        return str(path)
+    scenario = dict(replay.scenario)
+    replay_meta = scenario.get("meta", {}).get("replay")
+    if isinstance(replay_meta, dict):
+        scenario["meta"] = {**scenario["meta"], "replay": {
+            **replay_meta, "recording": portable_path(replay_meta["recording"], out.parent)}}
+    write_scenario_file(scenario, out)

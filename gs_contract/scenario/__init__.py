@@ -6,7 +6,8 @@ fingerprint, and the memory a frame needs.
 - :mod:`.parse`: :func:`load_scenario` / :func:`parse_scenario` (every rule, JSON-path
   messages);
 - :mod:`.model`: :class:`Scenario` and its parts, :meth:`Scenario.fingerprint`;
-- :mod:`.memory`: the per-frame memory estimate checked before rendering.
+- :mod:`.memory`: the per-frame memory estimate checked before rendering;
+- :mod:`.write`: :func:`write_scenario_file` for commands that make scenarios.
 
 Imports numpy and the standard library only (no torch), so the Blender add-on reads and
 writes scenarios with the same code as the backend.
@@ -60,6 +61,7 @@ from gs_contract.scenario.schema import (
     output_defaults,
     render_defaults,
 )
+from gs_contract.scenario.write import with_portable_asset_paths, write_scenario_file
 
 
 def scenario_fingerprint(raw: Any, path: str | Path) -> str:
@@ -72,7 +74,6 @@ def scenario_fingerprint(raw: Any, path: str | Path) -> str:
     """
     return parse_scenario(raw, path).fingerprint()
 
-
 __all__ = [
     "ASSET_KEYS", "CAMERA_KEYS", "FRAME_KEYS", "FRAME_NAME_PATTERN",
     "FRAME_NAME_RULE",
@@ -84,4 +85,5 @@ __all__ = [
     "blender_frame_name", "check_frame_memory", "frame_channels", "frame_memory_bytes",
     "is_valid_frame_name", "load_scenario", "output_defaults", "parse_scenario",
     "physical_memory_bytes", "render_defaults", "scenario_fingerprint",
+    "with_portable_asset_paths", "write_scenario_file",
 ]

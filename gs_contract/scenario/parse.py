@@ -294,7 +294,7 @@ def _parse_frames(v: JsonValidator, raw: Any,
         if name in names:
             v.fail(f"{where}.name", f"duplicate frame name {name!r} (also frames[{names[name]}])")
         names[name] = i
-        camera = _parse_camera(v, v.required(spec, "camera", where), f"{where}.camera")
+        camera = parse_camera(v, v.required(spec, "camera", where), f"{where}.camera")
         poses: dict[str, np.ndarray] = {}
         similarities: dict[str, Similarity] = {}
         for obj, matrix in v.mapping(spec.get("poses", {}), f"{where}.poses").items():
@@ -316,7 +316,9 @@ def _parse_frames(v: JsonValidator, raw: Any,
     return tuple(frames)
 
 
-def _parse_camera(v: JsonValidator, raw: Any, where: str) -> PinholeCamera:
+def parse_camera(v: JsonValidator, raw: Any, where: str) -> PinholeCamera:
+    """A frame's ``camera`` object (``width``, ``height``, ``K``, ``world_to_camera``) at
+    JSON path ``where``; also the recordings' camera check (gs_contract.recording)."""
     raw = v.mapping(raw, where)
     v.no_unknown_keys(raw, where, CAMERA_KEYS)
     width = v.integer(v.required(raw, "width", where), f"{where}.width")
