@@ -93,6 +93,8 @@ def make_recording(
     camera_calibration_scale: float | None = None,
     extra_sample_times_s: Sequence[float] = (),
     image_prefix: str = "img_",
+    noise_translation: float = 0.0,
+    noise_rotation_deg: float = 0.0,
     seed: int = 0,
 ) -> GroundTruth:
     """Write a recording of ``camera`` and ``tools`` moving over ``base_scenario``.
@@ -118,6 +120,10 @@ def make_recording(
             other value makes the chain's camera scale differ from 1.
         extra_sample_times_s: tracker times that always get a sample of every sensor.
         image_prefix: image names are ``<prefix><index:04d>.png``.
+        noise_translation, noise_rotation_deg: tracker noise, the standard deviation of
+            each sample's translation error per axis (tracker units, e.g. mm) and of its
+            rotation error angle (degrees, random axis). The ground truth stays the
+            motion's: with noise, a replay differs from it as a real one does.
         seed: randomness of calibrations, jitter, drops, row order and signs.
     """
     folder = Path(folder)
@@ -151,6 +157,8 @@ def make_recording(
         rows += [[repr(float(t)), sensor_of[key], *[""] * 7] for t in dropped[::2]]
         matrices = np.stack([tracker_from_world @ motion(t) @ np.linalg.inv(sensor_from[key])
                              for t in times])
+        if noise_translation or noise_rotation_deg:
+            _add_noise(matrices, rng, noise_translation, noise_rotation_deg)
         samples[sensor_of[key]] = (times, matrices)
         quats = Rotation.from_matrix(matrices[:, :3, :3]).as_quat()  # xyzw
         signs = rng.choice([-1.0, 1.0], size=len(times))
@@ -216,6 +224,20 @@ def demo_motions(duration_s: float) -> tuple[Motion, dict[str, Motion]]:
         "grasper": lambda t: demo_scenario.grasper_pose(clip(t)),
     }
     return camera, tools
+
+
+def _add_noise(matrices: np.ndarray, rng: np.random.Generator, translation: float,
+               rotation_deg: float) -> None:
+    """Perturb ``[n, 4, 4]`` rigid samples in place: translation error per axis with
+    standard deviation ``translation``, a rotation error about a random axis by an angle
+    with standard deviation ``rotation_deg``."""
+    count = matrices.shape[0]
+    matrices[:, :3, 3] += rng.normal(0.0, translation, (count, 3))
+    axes = rng.normal(size=(count, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = np.radians(rng.normal(0.0, rotation_deg, count))
+    turn = Rotation.from_rotvec(axes * angles[:, None]).as_matrix()
+    matrices[:, :3, :3] = turn @ matrices[:, :3, :3]
 
 
 def _num(x: float) -> str:
