@@ -25,6 +25,7 @@ from gs_backend.evaluate.report import (
     FrameResult,
     Overlay,
     figures_text,
+    headline,
     metrics_csv,
     report_markdown,
     summary,
@@ -75,7 +76,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     _write(out / "summary.json", summary_json(data))
     _write(out / "report.md", report_markdown(data, overlays, str(args.rendered),
                                               str(args.real)))
-    print(f"gs-backend evaluate: {len(results)} pairs, " + _headline(data) + f" -> {out}",
+    print(f"gs-backend evaluate: {len(results)} pairs, " + headline(data) + f" -> {out}",
           file=sys.stderr)
     return 0
 
@@ -188,7 +189,7 @@ def _write_overlays(out: Path, overlays: list[Overlay], pairs: dict[str, Pair]) 
     if folder.is_dir():
         for old in folder.glob("*.png"):
             if old not in keep and old.name.startswith(("best_", "worst_")):
-                old.unlink()
+                old.unlink(missing_ok=True)
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -199,15 +200,6 @@ def _write(path: Path, data: str | bytes) -> None:
             write_bytes_atomic(path, data)
     except OSError as exc:
         raise InputError(path, "--out", f"cannot write: {exc.strerror or exc}") from None
-
-
-def _headline(data: dict) -> str:
-    parts = []
-    for key, unit in (("psnr", " dB"), ("ssim", ""), ("lpips", "")):
-        stats = data.get(key)
-        if stats and stats["mean"] is not None:
-            parts.append(f"{key.upper()} {stats['mean']:.4g} ± {stats['std']:.2g}{unit}")
-    return ", ".join(parts)
 
 
 def _progress(items: Iterable[T], total: int) -> Iterator[T]:

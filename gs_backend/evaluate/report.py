@@ -139,3 +139,15 @@ def figures_text(r: FrameResult) -> str:
     """``PSNR 27.80 dB, SSIM 0.9120, LPIPS 0.2870`` (LPIPS only when computed)."""
     text = f"PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}"
     return text + (f", LPIPS {r.lpips:.4f}" if r.lpips is not None else "")
+
+
+def headline(data: dict[str, Any]) -> str:
+    """One line of the summary's means and stds, e.g. ``PSNR 27.80 ± 1.80 dB, SSIM ...``."""
+    parts = []
+    for key, label, digits in _ROWS[:3]:
+        stats = data.get(key)
+        if stats and stats["mean"] is not None:
+            unit = " dB" if key == "psnr" else ""
+            parts.append(f"{label.split()[0]} {stats['mean']:.{digits}f} ± "
+                         f"{stats['std']:.{digits}f}{unit}")
+    return ", ".join(parts)
