@@ -19,7 +19,7 @@ import numpy as np
 
 from gs_backend import interrupt
 from gs_backend.evaluate.images import Pair, find_images, pair_images, read_mask, read_rgb
-from gs_backend.evaluate.metrics import SSIM_WINDOW, psnr, ssim
+from gs_backend.evaluate.metrics import ImageTooSmall, psnr, ssim
 from gs_backend.evaluate.overlay import difference, draw_overlay, heat_scale
 from gs_backend.evaluate.report import (
     FrameResult,
@@ -104,10 +104,10 @@ def _evaluate_pair(pair: Pair, net: Lpips | None, masks: dict[str, Path] | None
         raise InputError(pair.rendered, None, f"is {_size(x)} but its real partner "
                                               f"{pair.real} is {_size(y)}; sizes must match")
     h, w = x.shape[:2]
-    if min(h, w) < SSIM_WINDOW:
-        raise InputError(pair.rendered, None, f"is {_size(x)}: SSIM's {SSIM_WINDOW}x"
-                                              f"{SSIM_WINDOW} window needs images at least "
-                                              f"{SSIM_WINDOW} pixels on each side")
+    try:
+        ssim_value = _number(ssim(x, y))
+    except ImageTooSmall as exc:
+        raise InputError(pair.rendered, None, str(exc)) from None
     lpips = None
     if net is not None:
         side = net.smallest_side()
@@ -115,7 +115,7 @@ def _evaluate_pair(pair: Pair, net: Lpips | None, masks: dict[str, Path] | None
             raise InputError(pair.rendered, None, f"is {_size(x)}: the LPIPS network needs "
                                                   f"at least {side} pixels on each side")
         lpips = net.distance(x, y)
-    result = FrameResult(pair.frame, _number(psnr(x, y)), _number(ssim(x, y)), lpips)
+    result = FrameResult(pair.frame, _number(psnr(x, y)), ssim_value, lpips)
     if masks is None:
         return result
     mask = read_mask(masks[pair.frame])

@@ -70,8 +70,8 @@ def ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, np.float64)
     h, w = x.shape[:2]
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
-        raise ImageTooSmall(f"{w}x{h} is smaller than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} "
-                            "window")
+        raise ImageTooSmall(f"is {w}x{h}: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window needs "
+                            f"images at least {SSIM_WINDOW} pixels on each side")
     g = gaussian_window()
 
     def blur(a: np.ndarray) -> np.ndarray:
