@@ -223,7 +223,9 @@ def test_masks_give_instrument_only_figures(folders, tmp_path):
     for i in range(7):
         split = "val" if i % 3 == 0 else "train"
         m = np.zeros((H, W), np.uint16)
-        if i != 4:  # frame 4: no instrument visible
+        if i == 5:  # frame 5: the instrument only at the border
+            m[:3, 10:20] = 1
+        elif i != 4:  # frame 4: no instrument visible
             m[10:40, 5 + i:30 + i] = 1
             m[20:30, 40:60] = 2
         write_mask(dataset / "masks" / split / f"frame_{i:04d}.png", m)
@@ -245,6 +247,9 @@ def test_masks_give_instrument_only_figures(folders, tmp_path):
         y = read01(next(real.glob(f"{r['frame']}.*")))
         assert float(r["psnr_masked"]) == pytest.approx(
             peak_signal_noise_ratio(x[mask], y[mask], data_range=1), abs=1e-9)
+        if i == 5:
+            assert r["ssim_masked"] == ""
+            continue
         _, full = sk_ssim(x, y, full=True)
         centres = np.zeros_like(mask)
         centres[5:-5, 5:-5] = mask[5:-5, 5:-5]
@@ -252,8 +257,13 @@ def test_masks_give_instrument_only_figures(folders, tmp_path):
     summary = strict_json(out / "summary.json")
     values = np.array([float(r["ssim_masked"]) for r in rows if r["ssim_masked"]])
     assert summary["ssim_masked"]["mean"] == pytest.approx(values.mean())
-    assert len(values) == 6
-    assert any("frame_0004" in n and "without instrument pixels" in n
+    assert len(values) == 5
+    psnr_values = np.array([float(r["psnr_masked"]) for r in rows if r["psnr_masked"]])
+    assert len(psnr_values) == 6
+    assert summary["psnr_masked"]["std"] == pytest.approx(psnr_values.std())
+    assert any("1 frame(s) without instrument pixels" in n and "frame_0004" in n
+               for n in summary["notes"])
+    assert any("only within 5 pixels of the border" in n and "frame_0005" in n
                for n in summary["notes"])
     assert "| SSIM, instrument pixels ↑ |" in (out / "report.md").read_text()
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from gs_backend import interrupt
 from gs_backend.evaluate.images import Pair, find_images, pair_images, read_mask, read_rgb
-from gs_backend.evaluate.metrics import ImageTooSmall, psnr, ssim
+from gs_backend.evaluate.metrics import SSIM_RADIUS, ImageTooSmall, psnr, ssim
 from gs_backend.evaluate.overlay import difference, draw_overlay, heat_scale
 from gs_backend.evaluate.report import (
     FrameResult,
@@ -146,12 +146,17 @@ def _result_notes(results: list[FrameResult], unpaired: tuple[str, ...], masked:
         notes.append(f"{len(unpaired)} real image(s) without a rendered frame of the same "
                      f"name not evaluated: {_names(unpaired)}.")
     if masked:
-        empty = [r.frame for r in results if r.ssim_masked is None or r.psnr_masked is None]
         notes.append("Instrument-only figures over the pixels of visible masks with a value "
                      "> 0 (SSIM: the SSIM map at those pixels that are window centres).")
+        empty = [r.frame for r in results if r.psnr_masked is None]
         if empty:
             notes.append(f"{len(empty)} frame(s) without instrument pixels (empty masked "
                          f"cells) left out of the masked statistics: {_names(empty)}.")
+        edge = [r.frame for r in results if r.psnr_masked is not None and r.ssim_masked is None]
+        if edge:
+            notes.append(f"{len(edge)} frame(s) with instrument pixels only within "
+                         f"{SSIM_RADIUS} pixels of the border (no SSIM window centred there; "
+                         f"empty ssim_masked) left out of the masked SSIM: {_names(edge)}.")
     return notes
 
 
