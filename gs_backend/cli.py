@@ -66,7 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract_parser(sub)
     add_replay_parser(sub)
     add_camera_path_parser(sub)
+    _add_evaluate_parser(sub)
     return parser
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    evaluate = sub.add_parser(
+        "evaluate", help="PSNR, SSIM and LPIPS of rendered frames against real ones "
+                         "(docs/evaluate.md)",
+        description="Pair rendered and real images by file name stem and write "
+                    "REPORT/metrics.csv, summary.json, report.md and overlays/. "
+                    "See docs/evaluate.md.")
+    evaluate.add_argument("--rendered", type=Path, required=True, metavar="DIR",
+                          help="rendered images (a dataset folder: its images/, recursively)")
+    evaluate.add_argument("--real", type=Path, required=True, metavar="DIR",
+                          help="real images, one per rendered frame, same stem and size")
+    evaluate.add_argument("--out", type=Path, required=True, metavar="REPORT",
+                          help="report folder (created; its report files are replaced)")
+    evaluate.add_argument("--lpips-weights", type=Path, metavar="FILE",
+                          help="a saved lpips.LPIPS state dict (alex or vgg); without it "
+                               "LPIPS is null. Never downloaded")
+    evaluate.add_argument("--masks", type=Path, metavar="DIR",
+                          help="visible masks (a dataset folder: its masks/) for "
+                               "instrument-only PSNR and SSIM")
+    evaluate.add_argument("--device", default="auto",
+                          help="for LPIPS: auto, cpu, cuda or cuda:N (default: auto)")
 
 
 def _add_extract_parser(sub: argparse._SubParsersAction) -> None:
@@ -116,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_guarded(lambda: run_replay_command(args), jsonl=False)
     if args.command == "camera-path":
         return _run_guarded(lambda: run_camera_path_command(args), jsonl=False)
+    if args.command == "evaluate":
+        return _run_guarded(lambda: _evaluate(args), jsonl=False,
+                            interrupted=EXTRACT_INTERRUPTED_MESSAGE)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
@@ -163,6 +190,12 @@ def _extract(args: argparse.Namespace) -> int:
     from gs_backend.extract.command import run_extract_command
 
     return run_extract_command(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from gs_backend.evaluate.command import run_evaluate_command
+
+    return run_evaluate_command(args)
 
 
 def _render(args: argparse.Namespace) -> int:
