@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from gs_backend.dataset.render_run import FrameSelection
 
 INTERRUPTED_MESSAGE = "interrupted; finished frames are kept, run the same command to resume"
-EXTRACT_INTERRUPTED_MESSAGE = ("interrupted; each output file is either complete or absent "
+FILES_INTERRUPTED_MESSAGE = ("interrupted; each output file is either complete or absent "
                                "(atomic writes)")
 
 
@@ -135,14 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_guarded(lambda: _info(args), jsonl=False)
     if args.command == "extract":
         return _run_guarded(lambda: _extract(args), jsonl=False,
-                            interrupted=EXTRACT_INTERRUPTED_MESSAGE)
+                            interrupted=FILES_INTERRUPTED_MESSAGE)
     if args.command == "replay":
         return _run_guarded(lambda: run_replay_command(args), jsonl=False)
     if args.command == "camera-path":
         return _run_guarded(lambda: run_camera_path_command(args), jsonl=False)
     if args.command == "evaluate":
         return _run_guarded(lambda: _evaluate(args), jsonl=False,
-                            interrupted=EXTRACT_INTERRUPTED_MESSAGE)
+                            interrupted=FILES_INTERRUPTED_MESSAGE)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
