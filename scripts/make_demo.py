@@ -15,8 +15,9 @@
    directly instead (for a backend-only install).
 4. DIR/contact_sheet.png: every frame with its boxes, classes and mask outlines.
 5. The paper's validation path (sections 2.5, 3.1): DIR/recording/ holds a tracked
-   recording of the scene (EM tracker samples with jitter and gaps, a clock offset,
-   hand-eye calibrations) and its "real" video (gs_backend.synthetic.demo_recording);
+   recording of the scene (EM tracker samples at 40 Hz with jitter and gaps, hand-eye
+   calibrations) and its "real" video at 30 fps on its own clock, made from the true
+   motion with a camera model (gs_backend.synthetic.demo_recording);
    ``gs-backend replay`` turns it into DIR/replayed_scenario.json, which is rendered
    into DIR/replayed/ and compared with the video by ``gs-backend evaluate``:
    DIR/realism/report.md (PSNR, SSIM as in the paper's Table 1) and overlays of the

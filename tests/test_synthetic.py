@@ -439,9 +439,9 @@ def test_make_demo_renders_and_resumes(tmp_path, capsys):
     # the paper's validation path: a tracked recording replayed and compared with its video
     replayed = json.loads((tmp_path / "replayed_scenario.json").read_text())
     video = sorted(p.stem for p in (tmp_path / "recording" / "video").glob("*.png"))
-    assert [f["name"] for f in replayed["frames"]] == video and len(video) == 8
+    assert [f["name"] for f in replayed["frames"]] == video and len(video) == 12
     summary = json.loads((tmp_path / "realism" / "summary.json").read_text())
-    assert summary["frames"] == 8
+    assert summary["frames"] == 12
     assert 15.0 < summary["psnr"]["mean"] < 45.0  # alike, not identical: the camera model
     assert str(tmp_path / "realism" / "report.md") in out
     before = {p: p.stat().st_mtime_ns for p in images + sorted(tmp_path.glob("assets/*.ply"))}

@@ -3,12 +3,13 @@
 A lab records a video while an EM tracker follows a sensor on the endoscope and one on
 each instrument. The demo makes such a recording of its own scene with known ground
 truth (:func:`gs_backend.synthetic.recording.make_recording` over
-:func:`~gs_backend.synthetic.recording.demo_motions`: a tracker in millimetres at its
-own rate, with jitter, missing samples, a clock offset, hand-eye calibrations) and a "real" video
-for it: the scene rendered at the TRUE poses of each image, then passed through a
-simple camera model (:func:`camera_effects`: exposure and colour gain, vignetting, lens
-blur, sensor noise), so the video differs from any splat render the way a real
-endoscope's images do, in kind if not in amount.
+:func:`~gs_backend.synthetic.recording.demo_motions`: a tracker in millimetres at about
+40 Hz with jitter and missing samples, hand-eye calibrations) and a "real" video for it
+at 30 fps on its own clock (the recording's clock offset relates the two): the scene
+rendered at the TRUE poses of each image (the continuous motion, not the samples),
+then passed through a simple camera model (:func:`camera_effects`: exposure and colour
+gain, vignetting, lens blur, sensor noise), so the video differs from any splat render
+the way a real endoscope's images do, in kind if not in amount.
 
 Layout under ``out/recording/``::
 
@@ -36,7 +37,8 @@ from gs_contract.scenario import load_scenario, write_scenario_file
 RECORDING_FOLDER = "recording"
 TRUTH_SCENARIO = "truth_scenario.json"
 VIDEO_FOLDER = "video"
-DURATION_S = 4.0
+DURATION_S = 4.0  # tracker time over which the demo's whole motion plays
+VIDEO_FPS = 30.0
 # An EM tracker's jitter, about (a sensor's RMS error is typically 0.5-1 mm, 0.3-0.5 deg;
 # these are per-sample standard deviations).
 TRACKER_NOISE_MM = 0.3
@@ -53,7 +55,8 @@ class DemoRecording:
     ground_truth: GroundTruth
 
 
-def write_demo_recording(out_dir: Path, base_scenario: Path, *, images: int = 8,
+def write_demo_recording(out_dir: Path, base_scenario: Path, *, images: int = 12,
+                         video_fps: float = VIDEO_FPS, start_s: float = 1.0,
                          seed: int = 0) -> DemoRecording:
     """Write the recording and the truth scenario; the video comes from
     :func:`write_video` once the truth is rendered.
@@ -61,11 +64,18 @@ def write_demo_recording(out_dir: Path, base_scenario: Path, *, images: int = 8,
     Args:
         out_dir: the demo's folder; everything goes into ``out_dir/recording``.
         base_scenario: the demo's scenario (classes, assets, objects, render, output).
-        images: number of video images, evenly spread over the clip.
+        images: number of consecutive video images.
+        video_fps: the video's frame rate (its clock is not the tracker's: the
+            recording's clock offset relates them).
+        start_s: tracker time of the first image (the tracker runs over 0 to
+            :data:`DURATION_S`, the demo's whole motion).
     """
     folder = Path(out_dir) / RECORDING_FOLDER
     camera, tools = demo_motions(DURATION_S)
-    times = np.linspace(0.1, DURATION_S - 0.1, images)
+    times = start_s + np.arange(images) / video_fps
+    if times[-1] >= DURATION_S:
+        raise ValueError(f"{images} images at {video_fps} fps from {start_s} s end after "
+                         f"the tracked {DURATION_S} s")
     truth = make_recording(folder, base_scenario, camera=camera, tools=tools,
                            image_times_s=times, tracker_start_s=0.0,
                            tracker_end_s=DURATION_S, noise_translation=TRACKER_NOISE_MM,
