@@ -157,6 +157,10 @@ class JobManager:
                     job.process.kill()
             self._worker.join(10.0)
 
+    def command(self, request: RenderJobRequest) -> list[str]:
+        """The child's command line (:func:`render_command` with this manager's options)."""
+        return render_command(request, self.device, self.rasterizer)
+
     # -- the worker thread
 
     def _run(self) -> None:
@@ -167,19 +171,19 @@ class JobManager:
                 if not self._queue:
                     return
                 job = self._queue.popleft()
-                job.state = "running"
                 try:
                     job.process = self._start(job.request)
                 except OSError as exc:
                     job.state, job.error = "failed", f"cannot start the render: {exc}"
                     self._cond.notify_all()
                     continue
+                job.state = "running"
                 self._cond.notify_all()
             self._read(job)
 
     def _start(self, request: RenderJobRequest) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            render_command(request, self.device, self.rasterizer),
+            self.command(request),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8",
             errors="replace", bufsize=1, start_new_session=True,
             preexec_fn=_interrupt_when_parent_dies if sys.platform == "linux" else None)
