@@ -4,7 +4,8 @@ Workload: the `bench_render.py` scene of the chosen workload (cpu: 640x480, 200k
 Gaussians; cuda: 640x640, 1.2M), its first frame. Measured, in one run:
   cold render   - wall time of `gs-backend render SCENARIO --frames 0` in a fresh process
                   into a fresh folder (process start, imports, asset loading, one frame,
-                  dataset files): what a preview cost before the sidecar; median of --cold
+                  dataset files): what a preview cost before the sidecar; median of --cold,
+                  interleaved with the warm previews (load drifts alike on both sides)
   first preview - the sidecar's first POST /v1/preview of the scene (assets loaded)
   warm preview  - later previews of the same frame (assets cached, objects posed), wall
                   time of the HTTP request on loopback, and the server's render time
@@ -95,7 +96,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="cpu")
     parser.add_argument("--cold", type=int, default=3, help="cold renders (median)")
-    parser.add_argument("--warm", type=int, default=10, help="warm previews per variant")
+    parser.add_argument("--warm", type=int, default=12, help="warm previews per variant")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     w = WORKLOADS[args.workload]
@@ -108,21 +109,27 @@ def main() -> int:
         scenario_path = build_scene(folder, w)
         scenario = load_scenario(scenario_path)
         data = json.loads(scenario_path.read_text())
-        cold = [cold_render(scenario_path, w.device, folder / f"cold{i}")
-                for i in range(args.cold)]
-        results["cold_render_s"] = statistics.median(cold)
-
         sidecar = Sidecar(w.device, folder / "token")
         try:
             body = preview_request(data, 0, base_dir=folder)
             results["first_preview_s"] = sidecar.preview(body)[0]
-            for label, variant in (("scale1", body),
-                                   ("scale0.5", {**body, "scale": 0.5}),
-                                   ("overlay", {**body, "overlay": True})):
+            variants = (("scale1", body), ("scale0.5", {**body, "scale": 0.5}),
+                        ("overlay", {**body, "overlay": True}))
+            for _, variant in variants:
                 sidecar.preview(variant)  # warm-up of this size
-                runs = [sidecar.preview(variant) for _ in range(args.warm)]
-                results[f"warm_{label}_wall_s"] = statistics.median(r[0] for r in runs)
-                results[f"warm_{label}_server_s"] = statistics.median(r[1] for r in runs)
+            # Interleaved rounds (a cold render, then warm previews of each variant), so
+            # that a shared machine's drifting load weighs on both sides alike.
+            cold: list[float] = []
+            runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in variants}
+            per_round = max(1, args.warm // args.cold)
+            for i in range(args.cold):
+                cold.append(cold_render(scenario_path, w.device, folder / f"cold{i}"))
+                for label, variant in variants:
+                    runs[label] += [sidecar.preview(variant) for _ in range(per_round)]
+            results["cold_render_s"] = statistics.median(cold)
+            for label, measured in runs.items():
+                results[f"warm_{label}_wall_s"] = statistics.median(r[0] for r in measured)
+                results[f"warm_{label}_server_s"] = statistics.median(r[1] for r in measured)
             results["sidecar_rss_mb"] = sidecar.rss_mb()
         finally:
             sidecar.stop()
