@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "camera-path":
         return _run_guarded(lambda: run_camera_path_command(args), jsonl=False)
     if args.command == "serve":
-        return _run_guarded(lambda: _serve(args), jsonl=False)
+        return _run_guarded(lambda: _serve(args), jsonl=False, interrupted="interrupted")
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 

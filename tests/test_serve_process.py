@@ -96,6 +96,32 @@ def test_listening_line_token_file_and_http_on_loopback(sidecar, tmp_path) -> No
     assert r.content.startswith(b"\x89PNG")
 
 
+def test_ctrl_c_stops_an_idle_sidecar_with_130(sidecar) -> None:
+    sidecar.process.send_signal(signal.SIGINT)
+    assert sidecar.process.wait(WAIT_S) == 130
+
+
+def test_a_default_token_file_is_private_and_removed_on_exit(tmp_path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "gs_backend", "serve", "--device", "cpu"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env=env)
+    try:
+        assert process.stdout is not None
+        listening = next(filter(None, map(parse_listening_line, process.stdout)))
+        token_file = Path(listening.token_file)
+        assert token_file.parent.parent == tmp_path
+        assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(WAIT_S) == 0
+        assert not token_file.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(WAIT_S)
+
+
 def test_a_fresh_token_each_start(tmp_path) -> None:
     tokens = []
     for _ in range(2):

@@ -49,9 +49,17 @@ class ServeOptions:
 def default_token_file() -> Path:
     """``$XDG_RUNTIME_DIR`` (or the temp folder) ``/gs-backend-<uid>/sidecar-<pid>.token``,
     in a folder only this user may enter."""
+    from gs_contract.errors import InputError
+
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
     folder = base / f"gs-backend-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid"):  # a folder someone else made (in a shared /tmp) is refused
+        st = folder.lstat()
+        if not folder.is_dir() or folder.is_symlink() or st.st_uid != os.getuid() \
+                or st.st_mode & 0o077:
+            raise InputError(folder, None, "not a private folder of this user (owner only, "
+                                           "mode 0700): remove it or pass --token-file")
     return folder / f"sidecar-{os.getpid()}.token"
 
 
