@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gs_backend import __version__
-from gs_backend.serve.jobs import JobManager
+from gs_backend.serve.jobs import Job, JobManager
 from gs_backend.serve.preview import PreviewService, RequestError
 from gs_contract.errors import InputError
 from gs_contract.sidecar import (
@@ -219,7 +219,7 @@ def check_render_request(request: RenderJobRequest) -> None:
         raise RequestError(f"{field}: {exc.problem}", field) from None
 
 
-def _job(state: ServeState, job_id: str) -> Any:
+def _job(state: ServeState, job_id: str) -> Job:
     job = state.jobs.get(job_id)
     if job is None:
         raise StarletteHTTPException(404, f"no render job {job_id!r}")
