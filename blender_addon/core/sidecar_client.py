@@ -89,11 +89,13 @@ class PreviewImage:
 class SidecarClient:
     """Requests to one sidecar at ``url`` (``http://HOST:PORT``) with ``token``.
 
-    ``token_file`` only names the file in messages. Each request opens its own
+    ``token_file`` only names the file in messages; ``timeout`` (seconds) bounds the
+    short requests (health, status, submit, cancel). Each request opens its own
     connection, so one client may serve several threads.
     """
 
-    def __init__(self, url: str, token: str, *, token_file: str | None = None) -> None:
+    def __init__(self, url: str, token: str, *, token_file: str | None = None,
+                 timeout: float = HEALTH_TIMEOUT_S) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SidecarError(f"the sidecar URL {url!r} is not an http:// address "
@@ -101,6 +103,7 @@ class SidecarClient:
         self.url = url.rstrip("/")
         self.token = token
         self.token_file = token_file
+        self.timeout = timeout
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         try:
@@ -110,7 +113,8 @@ class SidecarClient:
                 from None
 
     @classmethod
-    def from_token_file(cls, url: str, token_file: str | Path) -> SidecarClient:
+    def from_token_file(cls, url: str, token_file: str | Path, *,
+                        timeout: float = HEALTH_TIMEOUT_S) -> SidecarClient:
         """A client whose token is read from ``token_file``.
 
         Raises:
@@ -124,7 +128,7 @@ class SidecarClient:
         except SidecarMessageError:
             raise SidecarError(f"the token file {token_file} holds no token", "auth") \
                 from None
-        return cls(url, token, token_file=str(token_file))
+        return cls(url, token, token_file=str(token_file), timeout=timeout)
 
     # --- routes -------------------------------------------------------------------
 
@@ -210,8 +214,8 @@ class SidecarClient:
     # --- transport ----------------------------------------------------------------
 
     def _json(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-              auth: bool = True, timeout: float = HEALTH_TIMEOUT_S) -> Any:
-        _, data = self._request(method, path, body, auth=auth, timeout=timeout)
+              auth: bool = True) -> Any:
+        _, data = self._request(method, path, body, auth=auth, timeout=self.timeout)
         try:
             return json.loads(data)
         except ValueError:
@@ -226,9 +230,10 @@ class SidecarClient:
                                "server") from None
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-                 auth: bool = True, timeout: float = HEALTH_TIMEOUT_S
+                 auth: bool = True, timeout: float | None = None
                  ) -> tuple[dict[str, str], bytes]:
         """One request; returns (lower-case headers, body) of a 2xx answer."""
+        timeout = self.timeout if timeout is None else timeout
         connection, response = self._open(method, path, body, auth=auth, timeout=timeout)
         try:
             try:
