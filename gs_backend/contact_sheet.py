@@ -120,7 +120,29 @@ def _tile(root: Path, manifest_path: Path, index: int, frame: Any,
 
     instances = [i for i in frame.get("instances", []) if isinstance(i, dict)]
     instance_map = _read_instance_map(root, frame, (height, width))
-    line = max(1, round(thumb_width / 220))
+    draw_annotations(thumb, instance_map, instances, scale)
+
+    caption = np.empty((CAPTION_HEIGHT, thumb_width, 3), np.uint8)
+    caption[:] = _bgr(SHEET_BACKGROUND_RGB)
+    text = f"{frame.get('name', '?')}  [{frame.get('split', '?')}]"
+    _text(caption, text, (2, CAPTION_HEIGHT - 7), _bgr(CAPTION_RGB), 0.45)
+    return np.vstack([thumb, caption])
+
+
+def draw_annotations(thumb: np.ndarray, instance_map: np.ndarray | None,
+                     instances: list[dict[str, Any]], scale: float) -> None:
+    """Draw each instance's visible-mask outline, box and class name on ``thumb`` (BGR
+    uint8 ``[h, w, 3]``, drawn in place) in the instance's colour.
+
+    Args:
+        thumb: the image, ``scale`` times the size of the frame the labels belong to.
+        instance_map: the frame's ``[H, W]`` visible-instance map, or None (no outlines).
+        instances: manifest entries (``id``, ``box`` [x0, y0, x1, y1] or None, ``class``,
+            ``labelled``), in frame pixels.
+        scale: thumbnail pixels per frame pixel.
+    """
+    width = thumb.shape[1]
+    line = max(1, round(width / 220))
     if instance_map is not None:
         for inst in instances:
             _draw_outline(thumb, instance_map == int(inst.get("id", 0)), scale,
@@ -134,13 +156,7 @@ def _tile(root: Path, manifest_path: Path, index: int, frame: Any,
         x1, y1 = round(box[2] * scale) - 1, round(box[3] * scale) - 1  # last pixel inside
         cv2.rectangle(thumb, (x0, y0), (max(x0, x1), max(y0, y1)), color, line)
         name = str(inst.get("class", "?")) + ("" if inst.get("labelled", True) else " (unlabelled)")
-        _label(thumb, name, (x0, y0), color, thumb_width)
-
-    caption = np.empty((CAPTION_HEIGHT, thumb_width, 3), np.uint8)
-    caption[:] = _bgr(SHEET_BACKGROUND_RGB)
-    text = f"{frame.get('name', '?')}  [{frame.get('split', '?')}]"
-    _text(caption, text, (2, CAPTION_HEIGHT - 7), _bgr(CAPTION_RGB), 0.45)
-    return np.vstack([thumb, caption])
+        _label(thumb, name, (x0, y0), color, width)
 
 
 def _read_instance_map(root: Path, frame: dict[str, Any],

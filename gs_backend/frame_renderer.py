@@ -59,33 +59,39 @@ class FrameImages:
 
 
 def prepare_assets(scenario: Scenario, device: torch.device) -> dict[str, PreparedAsset]:
-    """Load every asset the scenario's objects use, apply ``keep`` and ``render.sh_degree``.
+    """Load every asset the scenario's objects use (:func:`prepare_asset`), by name.
 
     Raises:
         InputError: an asset file that cannot be read or a ``keep`` out of range.
     """
     used = {o.asset for o in scenario.objects.values()}
-    prepared: dict[str, PreparedAsset] = {}
-    for name in sorted(used):
-        spec = scenario.assets[name]
-        try:
-            loaded = load_gaussians(spec.ply)
-        except InputError as exc:  # name the scenario field too
-            raise InputError(exc.source, exc.field, f"{exc.problem} (the file of "
-                             f"assets.{name}.ply in {scenario.path})") from None
-        g = loaded.gaussians
-        if spec.keep is not None:
-            if spec.keep.size and spec.keep.max() >= loaded.file_count:
-                raise InputError(scenario.path, f"assets.{name}.keep",
-                                 f"index {int(spec.keep.max())} is out of range: "
-                                 f"{spec.ply.name} holds {loaded.file_count} Gaussians")
-            selected = np.isin(loaded.source_index, spec.keep)
-            g = g.select(torch.from_numpy(selected))
-        if scenario.render.sh_degree is not None:
-            g = g.with_sh_degree(scenario.render.sh_degree)
-        prepared[name] = PreparedAsset(name, g.to(device), loaded.file_count,
-                                       loaded.non_finite, loaded.format)
-    return prepared
+    return {name: prepare_asset(scenario, name, device) for name in sorted(used)}
+
+
+def prepare_asset(scenario: Scenario, name: str, device: torch.device) -> PreparedAsset:
+    """Load asset ``name``, apply its ``keep`` and ``render.sh_degree``, move it to ``device``.
+
+    Raises:
+        InputError: the asset file cannot be read, or its ``keep`` is out of range.
+    """
+    spec = scenario.assets[name]
+    try:
+        loaded = load_gaussians(spec.ply)
+    except InputError as exc:  # name the scenario field too
+        raise InputError(exc.source, exc.field, f"{exc.problem} (the file of "
+                         f"assets.{name}.ply in {scenario.path})") from None
+    g = loaded.gaussians
+    if spec.keep is not None:
+        if spec.keep.size and spec.keep.max() >= loaded.file_count:
+            raise InputError(scenario.path, f"assets.{name}.keep",
+                             f"index {int(spec.keep.max())} is out of range: "
+                             f"{spec.ply.name} holds {loaded.file_count} Gaussians")
+        selected = np.isin(loaded.source_index, spec.keep)
+        g = g.select(torch.from_numpy(selected))
+    if scenario.render.sh_degree is not None:
+        g = g.with_sh_degree(scenario.render.sh_degree)
+    return PreparedAsset(name, g.to(device), loaded.file_count, loaded.non_finite,
+                         loaded.format)
 
 
 class FrameRenderer:

@@ -20,6 +20,7 @@ import numpy as np
 
 from gs_backend.frame_renderer import FrameImages
 from gs_backend.labels import (
+    InstanceStats,
     instance_stats,
     rle_encode,
     visible_instance_map,
@@ -30,7 +31,7 @@ from gs_backend.labels import (
 from gs_contract.atomic import read_json_or_none, write_bytes_atomic
 from gs_contract.dataset import DatasetLayout, Split
 from gs_contract.errors import InputError
-from gs_contract.scenario import FrameSpec, OutputSettings, Scenario
+from gs_contract.scenario import FrameSpec, InstanceSpec, OutputSettings, Scenario
 
 JPEG_QUALITY = 95
 
@@ -52,8 +53,8 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     layout, scenario, frame, split = job.layout, job.scenario, job.frame, job.split
     out: OutputSettings = scenario.output
     cam = frame.camera
-    instance_map = visible_instance_map(job.images.weights, out.mask_threshold)
-    stats = instance_stats(instance_map, len(scenario.instances))
+    labels = frame_labels(scenario, frame, job.images.weights)
+    instance_map, stats = labels.instance_map, labels.stats
 
     image_path = layout.image(split, frame.name, out.image_format)
     write_output(image_path, encode_rgb(job.images.rgb, out.image_format))
@@ -61,20 +62,9 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     instances: list[dict[str, Any]] = []
     label_rows: list[str] = []
     amodal_files: dict[str, str] = {}
-    for inst in scenario.instances:
-        parts = [name for name in inst.objects if name in frame.poses]
-        if not parts:  # no part of it posed in this frame: not rendered, not listed
-            continue
-        iid = inst.instance_id
-        s = stats.get(iid)
-        pixels = int(s.pixels) if s is not None else 0
-        labelled = pixels > 0 and pixels >= out.min_visible_pixels
-        entry: dict[str, Any] = {
-            "id": iid, "instance": inst.name, "object": parts[0], "objects": parts,
-            "class": inst.class_name, "class_index": inst.class_index,
-            "box": None if s is None else list(s.box.as_xyxy()),
-            "visible_pixels": pixels, "labelled": labelled,
-        }
+    for inst, entry in labels.instances:
+        iid, s, pixels, labelled = (inst.instance_id, stats.get(inst.instance_id),
+                                    entry["visible_pixels"], entry["labelled"])
         if out.amodal and iid in job.images.amodal:
             amodal_mask = job.images.amodal[iid] >= out.mask_threshold
             amodal_pixels = int(amodal_mask.sum())
@@ -122,6 +112,46 @@ def write_frame(job: FrameJob) -> dict[str, Any]:
     record["instances"] = instances
     write_output(layout.record(frame.name), json.dumps(record))
     return record
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """The labels of one rendered frame.
+
+    Attributes:
+        instance_map: ``[H, W]`` uint16 visible-instance map (0 = none).
+        stats: instance id -> visible pixels and tight box, for the ids in the map.
+        instances: for each instance with a part posed in the frame, in id order, its
+            spec and its manifest entry (``id``, ``instance``, ``object``, ``objects``,
+            ``class``, ``class_index``, ``box``, ``visible_pixels``, ``labelled``).
+    """
+
+    instance_map: np.ndarray
+    stats: dict[int, InstanceStats]
+    instances: list[tuple[InstanceSpec, dict[str, Any]]]
+
+
+def frame_labels(scenario: Scenario, frame: FrameSpec, weights: np.ndarray) -> FrameLabels:
+    """Visible masks, boxes and which instances are labelled, from the weight planes
+    ``[H, W, K]`` of a rendered frame (what the dataset and the sidecar's overlay show)."""
+    out = scenario.output
+    instance_map = visible_instance_map(weights, out.mask_threshold)
+    stats = instance_stats(instance_map, len(scenario.instances))
+    instances: list[tuple[InstanceSpec, dict[str, Any]]] = []
+    for inst in scenario.instances:
+        parts = [name for name in inst.objects if name in frame.poses]
+        if not parts:  # no part of it posed in this frame: not rendered, not listed
+            continue
+        s = stats.get(inst.instance_id)
+        pixels = int(s.pixels) if s is not None else 0
+        instances.append((inst, {
+            "id": inst.instance_id, "instance": inst.name, "object": parts[0],
+            "objects": parts, "class": inst.class_name, "class_index": inst.class_index,
+            "box": None if s is None else list(s.box.as_xyxy()),
+            "visible_pixels": pixels,
+            "labelled": pixels > 0 and pixels >= out.min_visible_pixels,
+        }))
+    return FrameLabels(instance_map, stats, instances)
 
 
 def write_output(path: Path, data: bytes | str) -> None:
