@@ -42,6 +42,7 @@ class SidecarRenderJob:
         self.out_dir = out_dir
         self.fingerprint = fingerprint
         self.state = JobState()
+        self.lost: SidecarError | None = None  # why the sidecar stopped answering
         self._inbox: queue.Queue[Event | JobStatus | SidecarError] = queue.Queue()
         self._cancel_sent = False
         self._reader = threading.Thread(target=self._follow, daemon=True,
@@ -103,6 +104,7 @@ class SidecarRenderJob:
             state.error = state.error or status.error or "the sidecar's render job failed"
 
     def _lost(self, error: SidecarError) -> None:
+        self.lost = error
         state = self.state
         state.finished = True
         state.returncode = int(ExitCode.INTERNAL)
