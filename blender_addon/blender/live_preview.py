@@ -213,7 +213,7 @@ def _finish(context: Context, outcome: Any) -> None:
         _set_status(context, "No preview: the sidecar cannot be used (see above)")
         return
     if error is not None:
-        _set_status(context, f"Preview failed: {sidecar_session.plain(error)}")
+        _set_status(context, f"Preview failed: {error}")
         return
     result = outcome.result
     try:

@@ -42,6 +42,7 @@ READY_TIMEOUT_S = 180.0
 """Background mode: how long :func:`wait_ready` waits for a sidecar (start + check)."""
 
 _session: SidecarSession | None = None
+_overrides: dict[str, str] = {}  # connect()'s keywords, kept for Retry
 
 
 class SidecarSession:
@@ -140,8 +141,8 @@ class SidecarSession:
                 return False
             if self.phase == 'STARTING' and self.local is not None:
                 self.local.listening.wait(min(remaining, 0.2))
-            elif self._checker is not None:
-                self._checker.wait(min(remaining, 0.2))
+            elif self._checker is not None:  # step() collects its outcome
+                self._checker.done.wait(min(remaining, 0.2))
 
     def stop(self) -> None:
         """Stop a local sidecar (its whole process group); forget the client."""
@@ -179,22 +180,41 @@ def ready_client() -> SidecarClient | None:
     return _session.client if _session is not None and _session.phase == 'READY' else None
 
 
-def connect(context: Context | None = None) -> SidecarSession:
-    """Start a new attempt from the preferences (stopping a previous local sidecar)."""
+def connect(context: Context | None = None, *, mode: str | None = None,
+            url: str | None = None, token_file: str | None = None,
+            backend_command: str | None = None) -> SidecarSession:
+    """Start a new attempt (stopping a previous local sidecar). The preferences say how
+    (defaults without them: a local sidecar); the keywords override them, for scripts:
+    ``mode`` 'LOCAL' | 'REMOTE', ``url`` and ``token_file`` (remote),
+    ``backend_command`` (local). Overrides stay in force for later attempts (Retry) of
+    this session, until :func:`forget_overrides`."""
     global _session
     from .preferences import get_preferences
     from .render_job import render_settings
 
-    stop()
+    given = {"mode": mode, "url": url, "token_file": token_file,
+             "backend_command": backend_command}
+    _overrides.update({key: value for key, value in given.items() if value is not None})
+    mode, url, token_file, backend_command = (_overrides.get(key) for key in given)
+    stop(context)
     prefs = get_preferences(context)
-    command, device = render_settings(context or bpy.context)
-    if prefs is not None and prefs.sidecar_mode == 'REMOTE':
-        _session = SidecarSession('REMOTE', url=prefs.sidecar_url,
-                                  token_file=prefs.sidecar_token_file)
+    mode = mode or (prefs.sidecar_mode if prefs is not None else 'LOCAL')
+    if mode == 'REMOTE':
+        _session = SidecarSession(
+            'REMOTE', url=url if url is not None else getattr(prefs, "sidecar_url", ""),
+            token_file=token_file if token_file is not None
+            else getattr(prefs, "sidecar_token_file", ""))
     else:
-        _session = SidecarSession('LOCAL', command=command, device=device)
+        command, device = render_settings(context or bpy.context)
+        _session = SidecarSession('LOCAL', device=device, command=command
+                                  if backend_command is None else backend_command)
     sync(context)
     return _session
+
+
+def forget_overrides() -> None:
+    """Back to the preferences alone for the next :func:`connect`."""
+    _overrides.clear()
 
 
 def ensure(context: Context | None = None) -> SidecarSession:
@@ -347,6 +367,7 @@ def unregister() -> None:
 
     atexit.unregister(_stop_quietly)
     _stop_quietly()
+    forget_overrides()
     del WindowManager.gsds_sidecar
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

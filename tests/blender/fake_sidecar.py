@@ -2,19 +2,24 @@
 a thread, for the client's error mappings and the render job's event handling.
 
 Each route answers what the test put in ``FakeSidecar.answers[(method, path)]``: a
-``Reply`` (status, content type, body, extra headers; a body given as a list of byte
-strings is streamed chunk by chunk, a ``threading.Event`` in that list pauses the stream
-until the test sets it). Every route but ``/v1/health`` needs the bearer token ``TOKEN``
+``Reply`` (status, content type, body, extra headers), or a function of the request body
+returning one. A body given as a list of byte strings is streamed chunk by chunk, a
+``threading.Event`` in that list pauses the stream until the test sets it; a body of None
+never answers. Every route but ``/v1/health`` needs the bearer token ``TOKEN``
 unless ``check_token`` is off. Requests are recorded in ``requests``.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import threading
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import numpy as np
 
 from gs_contract.sidecar import ROUTE_HEALTH, error_body, health_body
 
@@ -45,7 +50,7 @@ class FakeSidecar:
     """``with FakeSidecar() as fake: ... fake.url ...``"""
 
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], Reply] = {("GET", ROUTE_HEALTH): healthy()}
+        self.answers: dict[tuple[str, str], Any] = {("GET", ROUTE_HEALTH): healthy()}
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self.check_token = True
         self.release = threading.Event()  # set at exit: frees handlers that wait
@@ -67,6 +72,8 @@ class FakeSidecar:
                 else:
                     reply = fake.answers.get((self.command, self.path),
                                              Reply.json(error_body("no such route"), 404))
+                    if callable(reply):
+                        reply = reply(body)
                 if reply.body is None:  # never answer: hang until released, then hang up
                     fake.release.wait(30)
                     self.close_connection = True
@@ -105,3 +112,18 @@ class FakeSidecar:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG of ``rgb`` ``[H, W, 3]`` uint8, written here with zlib (an
+    encoder independent of Blender's reader)."""
+    height, width, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
