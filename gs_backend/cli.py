@@ -66,7 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract_parser(sub)
     add_replay_parser(sub)
     add_camera_path_parser(sub)
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="run as a local service for previews and renders (docs/sidecar.md)",
+        description="Serve previews and dataset renders over HTTP. Prints one JSON line "
+                    "{\"event\": \"listening\", ...} on stdout when ready.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=0,
+                       help="port (default: 0, any free port; the listening line names it)")
+    serve.add_argument("--device", default="auto",
+                       help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    serve.add_argument("--token-file", type=Path, metavar="F",
+                       help="where to write the access token (mode 0600; default: a new "
+                            "file in the user's runtime folder, removed on exit)")
+    serve.add_argument("--cache-mb", type=int, metavar="MB",
+                       help="memory bound of the asset cache in MiB (default: 4096)")
 
 
 def _add_extract_parser(sub: argparse._SubParsersAction) -> None:
@@ -116,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_guarded(lambda: run_replay_command(args), jsonl=False)
     if args.command == "camera-path":
         return _run_guarded(lambda: run_camera_path_command(args), jsonl=False)
+    if args.command == "serve":
+        return _run_guarded(lambda: _serve(args), jsonl=False)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
@@ -182,6 +203,19 @@ def _render(args: argparse.Namespace) -> int:
                             overwrite=args.overwrite, backend=args.rasterizer)
     render_dataset(scenario, options, progress)
     return ExitCode.OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    with interrupt.deferred():  # torch's import must never see a KeyboardInterrupt
+        from gs_backend.serve.server import ServeOptions, serve
+
+    if not 0 <= args.port <= 65535:
+        raise InputError("--port", None, f"expected 0..65535, got {args.port}")
+    if args.cache_mb is not None and args.cache_mb < 0:
+        raise InputError("--cache-mb", None, f"expected a size >= 0, got {args.cache_mb}")
+    cache = None if args.cache_mb is None else args.cache_mb * 1024 * 1024
+    return serve(ServeOptions(host=args.host, port=args.port, device=args.device,
+                              token_file=args.token_file, cache_bytes=cache))
 
 
 _SLICE = re.compile(r"^\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?$")
