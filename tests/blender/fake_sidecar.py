@@ -4,9 +4,10 @@ a thread, for the client's error mappings and the render job's event handling.
 Each route answers what the test put in ``FakeSidecar.answers[(method, path)]``: a
 ``Reply`` (status, content type, body, extra headers), or a function of the request body
 returning one. A body given as a list of byte strings is streamed chunk by chunk, a
-``threading.Event`` in that list pauses the stream until the test sets it; a body of None
-never answers. Every route but ``/v1/health`` needs the bearer token ``TOKEN``
-unless ``check_token`` is off. Requests are recorded in ``requests``.
+``threading.Event`` in that list pauses the stream until the test sets it (at shutdown
+the stream is cut instead); a body of None never answers. Every route but
+``/v1/health`` needs the bearer token ``TOKEN`` unless ``check_token`` is off. Requests
+are recorded in ``requests``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ class FakeSidecar:
                     self.end_headers()
                     for part in reply.body:
                         if isinstance(part, threading.Event):
-                            part.wait(30)
+                            while not (part.is_set() or fake.release.is_set()):
+                                part.wait(0.05)
+                            if fake.release.is_set():  # shutting down: cut the stream
+                                self.close_connection = True
+                                return
                             continue
                         self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
                         self.wfile.flush()
