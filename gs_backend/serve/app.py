@@ -16,6 +16,7 @@ OpenAPI schema. Every error is ``{"error", "field"}``:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -156,7 +157,7 @@ def create_app(state: ServeState) -> FastAPI:
     async def preview(request: Request) -> Response:
         """One frame of a scenario as PNG (the dataset's image at scale 1, no overlay)."""
         body = parse_preview_request(await _json(request))
-        result = await run_in_threadpool(state.previews.preview, body)
+        result = await asyncio.wrap_future(state.previews.submit(body))
         return Response(result.png, media_type=PNG_MEDIA_TYPE,
                         headers={RENDER_TIME_HEADER: f"{result.seconds:.6f}"})
 

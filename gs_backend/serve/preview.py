@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,10 @@ class PreviewResult:
 class PreviewService:
     """Renders previews, one at a time (the device is shared), with the caches.
 
+    The server renders on one dedicated thread (:meth:`submit`): torch's CPU kernels keep
+    a pool of worker threads per calling thread, and calling from a new thread each time
+    (a web framework's thread pool) made a warm preview 10x slower.
+
     Args:
         cache: the asset cache (also where assets go to the device).
         backend: the rasterizer backend, as for ``render --rasterizer``.
@@ -81,6 +86,11 @@ class PreviewService:
         self.backend = backend
         self._posed: dict[tuple[AssetKey, bytes], Gaussians] = {}
         self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="gs-preview")
+
+    def submit(self, request: PreviewRequest) -> Future[PreviewResult]:
+        """:meth:`preview` on the service's own rendering thread."""
+        return self._thread.submit(self.preview, request)
 
     def preview(self, request: PreviewRequest) -> PreviewResult:
         """Render the request's frame to PNG.
