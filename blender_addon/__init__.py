@@ -23,6 +23,12 @@ builder, the camera conversion), ``blender/`` the modules that use bpy, one conc
   ``operators_render``: ``gsds.render_dataset``, ``gsds.cancel_render``.
 * ``extract_job`` (with ``core.extract_job``): the session's instrument extraction;
   ``operators_extract``: ``gsds.extract_instrument``, ``gsds.cancel_extract``.
+* ``sidecar_session``: the sidecar (``gs-backend serve``) of this session, started locally
+  or reached at a URL (``core.sidecar_client``, ``core.sidecar_process``);
+  ``WindowManager.gsds_sidecar``; ``gsds.sidecar_connect``, ``gsds.sidecar_stop``.
+* ``live_preview`` (with ``core.sidecar_schedule``), ``preview_image``,
+  ``operators_preview``: ``gsds.preview_frame`` and Live Preview into the image
+  "GS Preview".
 * ``panels``: the "GS Dataset" tab of the 3D viewport's sidebar.
 * ``path_remap``: keeps ``//`` source paths valid when the .blend is saved elsewhere.
 
@@ -35,21 +41,25 @@ Scripts may also use the source folder directly::
 from __future__ import annotations
 
 from .blender import (
+    live_preview,
     operators_export,
     operators_extract,
     operators_import,
     operators_parts,
+    operators_preview,
     operators_recording,
     operators_render,
     panels,
     path_remap,
     preferences,
     properties,
+    sidecar_session,
 )
 
 # Registration order: data first, then the operators using it, then the UI drawing both.
-_MODULES = (preferences, properties, path_remap, operators_import, operators_export,
-            operators_parts, operators_recording, operators_render, operators_extract, panels)
+_MODULES = (preferences, properties, sidecar_session, path_remap, operators_import,
+            operators_export, operators_parts, operators_recording, operators_render,
+            operators_extract, operators_preview, live_preview, panels)
 
 
 def register() -> None:

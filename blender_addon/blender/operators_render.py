@@ -47,8 +47,10 @@ class GSDS_OT_render_dataset(BackendJobOperator, Operator):
 
         from ..core.backend_process import BackendError
         from ..core.scenario_builder import ScenarioExportError
+        from ..core.sidecar_client import SidecarError
 
-        return (ScenarioExportError, CameraConversionError, BackendError, OSError)
+        return (ScenarioExportError, CameraConversionError, BackendError, SidecarError,
+                OSError)
 
     def poll_job(self, context: Context, job: render_job.RenderJob) -> set[str]:
         return render_job.poll_render_job(context, job)

@@ -230,12 +230,52 @@ class GSDS_PT_render(_SidebarTab, Panel):
             row.operator("gsds.render_dataset", text="Render Dataset",
                          icon='RENDER_ANIMATION')
             layout.operator("gsds.export_scenario", text="Export Scenario...", icon='EXPORT')
+            if context.window_manager.gsds_sidecar.phase == 'READY':
+                layout.label(text="Renders through the sidecar", icon='LINKED')
             if session.status:
                 layout.label(text=session.status)
         if session.last_summary:
             box = layout.box()
             for number, line in enumerate(session.last_summary.splitlines()):
                 box.label(text=line, icon='INFO' if number == 0 else 'BLANK1')
+
+
+SIDECAR_ICONS = {'OFF': 'UNLINKED', 'STARTING': 'TIME', 'CONNECTING': 'TIME',
+                 'READY': 'LINKED', 'ERROR': 'ERROR'}
+
+
+class GSDS_PT_preview(_SidebarTab, Panel):
+    """The sidecar (status, Connect / Retry, Stop) and the splat-rendered preview of the
+    current frame (Preview Frame, Live Preview)."""
+
+    bl_idname = "GSDS_PT_preview"
+    bl_label = "Preview"
+    bl_order = 3
+
+    def draw(self, context: Context) -> None:
+        layout = self.layout
+        state = context.window_manager.gsds_sidecar
+        box = layout.box()
+        row = box.row(align=True)
+        row.label(text=state.message or "Sidecar not started", icon=SIDECAR_ICONS[state.phase])
+        buttons = box.row(align=True)
+        if state.phase in ('OFF', 'ERROR'):
+            buttons.operator("gsds.sidecar_connect",
+                             text="Retry" if state.phase == 'ERROR' else "Start Sidecar",
+                             icon='FILE_REFRESH' if state.phase == 'ERROR' else 'PLAY')
+        if state.phase != 'OFF':
+            buttons.operator("gsds.sidecar_stop", text="Stop", icon='CANCEL')
+
+        row = layout.row(align=True)
+        row.scale_y = 1.3
+        row.operator("gsds.preview_frame", text="Preview Frame", icon='RENDER_STILL')
+        row.prop(state, "live_preview", toggle=True, icon='PLAY')
+        col = layout.column(align=True)
+        col.prop(state, "preview_scale", slider=True)
+        col.prop(state, "preview_overlay")
+        col.prop(state, "preview_in_camera")
+        if state.preview_status:
+            layout.label(text=state.preview_status, icon='IMAGE_DATA')
 
 
 def draw_status_bar(self, context: Context) -> None:
@@ -249,7 +289,7 @@ def draw_status_bar(self, context: Context) -> None:
 
 
 classes = (GSDS_UL_classes, GSDS_PT_object, GSDS_PT_extract, GSDS_PT_dataset,
-           GSDS_PT_render)
+           GSDS_PT_render, GSDS_PT_preview)
 
 
 def register() -> None:

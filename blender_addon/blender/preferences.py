@@ -1,4 +1,5 @@
-"""Add-on preferences: how to start the backend, and on which device it renders."""
+"""Add-on preferences: how to start the backend, on which device it renders, and which
+sidecar (``gs-backend serve``) renders the previews."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ DEVICE_ITEMS = (
     ('AUTO', "Auto", "CUDA when the backend finds a GPU, else the CPU", 0),
     ('CPU', "CPU", "Render on the CPU (slow, works everywhere)", 1),
     ('CUDA', "CUDA", "Render on the first CUDA GPU", 2),
+)
+SIDECAR_MODE_ITEMS = (
+    ('LOCAL', "Start Locally", "Start gs-backend serve from the Backend Command when a "
+     "preview is asked for (stopped when Blender quits)", 0),
+    ('REMOTE', "Connect to URL", "Use a sidecar that runs elsewhere, e.g. on a GPU "
+     "workstation reached through an SSH tunnel", 1),
 )
 
 
@@ -30,11 +37,26 @@ class GSDS_Preferences(AddonPreferences):
     )
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default='AUTO',
                          description="Where the backend renders")
+    sidecar_mode: EnumProperty(name="Sidecar", items=SIDECAR_MODE_ITEMS, default='LOCAL',
+                               description="Where the preview sidecar (gs-backend serve) "
+                               "runs")
+    sidecar_url: StringProperty(
+        name="URL", default="http://127.0.0.1:8765",
+        description="The sidecar's address, as its listening line prints it (through an "
+        "SSH tunnel: the local end, e.g. http://127.0.0.1:8765)")
+    sidecar_token_file: StringProperty(
+        name="Token File", subtype='FILE_PATH',
+        description="A copy of the sidecar's token file (gs-backend serve --token-file), "
+        "readable only by you")
 
     def draw(self, context: Context) -> None:
         layout = self.layout
         layout.prop(self, "backend_command")
         layout.prop(self, "device")
+        layout.prop(self, "sidecar_mode")
+        if self.sidecar_mode == 'REMOTE':
+            layout.prop(self, "sidecar_url")
+            layout.prop(self, "sidecar_token_file")
         col = layout.column(align=True)
         col.label(text="The backend is a separate program (torch + gsplat) that renders the "
                   "dataset.", icon='INFO')

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gs_contract.protocol import Event
 
     from ..core.backend_process import BackendJob
+    from ..core.sidecar_render import SidecarRenderJob
 
 BACKEND_ENV = "GSDS_BACKEND"
 
@@ -37,13 +38,14 @@ _active_job: RenderJob | None = None
 
 @dataclass
 class RenderJob(SessionJob):
-    """A render started from Blender: the backend process and where its results go.
+    """A render started from Blender: the backend process (or the sidecar's job, which
+    behaves alike) and where its results go.
 
     ``report`` receives ({'INFO'|'WARNING'|'ERROR'}, message), e.g. an operator's
     ``report``; ``reports`` keeps every message for scripts and tests.
     """
 
-    process: BackendJob
+    process: BackendJob | SidecarRenderJob
     out_dir: Path
     report: Report | None = None
     reports: list[tuple[str, str]] = field(default_factory=list)
@@ -77,23 +79,28 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
                      overwrite: bool = False, report: Report | None = None,
                      backend_command: str | None = None, device: str | None = None,
                      frames: str | None = None) -> RenderJob:
-    """Export the scene into ``<output folder>/scenario.json`` and start the backend.
+    """Export the scene into ``<output folder>/scenario.json`` and start the backend:
+    a job of the sidecar when one is connected (:func:`.sidecar_session.ready_client`),
+    else a child process.
 
     ``out_dir`` defaults to ``Scene.gsds.output_dir``; ``backend_command`` / ``device``
-    to the add-on preferences; ``frames`` ('ALL'/'KEYFRAMES') to ``Scene.gsds.frames``.
+    (child process only) to the add-on preferences; ``frames`` ('ALL'/'KEYFRAMES') to
+    ``Scene.gsds.frames``.
 
     Raises:
         ScenarioExportError: the scene cannot be exported, or the output folder holds
             a dataset of another scenario and not ``overwrite``.
         CameraConversionError: the camera cannot be converted.
         BackendError: the backend cannot be started.
+        SidecarError: the sidecar refused the job or cannot be reached.
         OSError: ``scenario.json`` cannot be written.
     """
     global _active_job
-    from ..core.render_job import scenario_file, submit
+    from ..core.render_job import scenario_file, submit, submit_to_sidecar
     from ..core.scenario_builder import ScenarioExportError
     from .operators_export import build_scene_scenario
     from .scene_gather import blend_abspath
+    from .sidecar_session import ready_client
 
     if _active_job is not None and not _active_job.process.state.finished:
         raise ScenarioExportError("a dataset render is already running")
@@ -102,16 +109,23 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
                                 "output folder")
     out = Path(os.path.abspath(out_dir))
     scenario = build_scene_scenario(context, scenario_file(out), frames)
-    pref_command, pref_device = render_settings(context)
-    process = submit(scenario, out,
-                     command=pref_command if backend_command is None else backend_command,
-                     device=device or pref_device, overwrite=overwrite)
+    client = ready_client() if backend_command is None else None
+    if client is not None:
+        process: BackendJob | SidecarRenderJob = submit_to_sidecar(
+            scenario, out, client=client, overwrite=overwrite)
+        starting = f"Sent to the sidecar ({len(scenario['frames'])} frames)..."
+    else:
+        pref_command, pref_device = render_settings(context)
+        process = submit(scenario, out,
+                         command=pref_command if backend_command is None else backend_command,
+                         device=device or pref_device, overwrite=overwrite)
+        starting = f"Starting the backend ({len(scenario['frames'])} frames)..."
     job = RenderJob(process, out, report=report)
     _active_job = job
     session = session_state(context)
     session.is_rendering = True
     session.progress = 0.0
-    session.status = f"Starting the backend ({len(scenario['frames'])} frames)..."
+    session.status = starting
     return job
 
 
@@ -153,6 +167,11 @@ def poll_render_job(context: Context, job: RenderJob) -> set[str]:
         job.emit('INFO', f"Dataset rendered to {job.out_dir}: {summary}")
         return {'FINISHED'}
     session.progress = 0.0
+    lost = getattr(job.process, "lost", None)
+    if lost is not None:  # the sidecar went away: the panel offers Retry
+        from . import sidecar_session
+
+        sidecar_session.fail(context, lost)
     if state.interrupted:
         job.emit('WARNING', f"Render cancelled after {state.done} of {state.total} frames; "
                             "the finished frames are kept, render again to resume")

@@ -14,7 +14,7 @@ Everything here reads Blender; nothing builds JSON. The rules (DESIGN contract 6
   NLA strips, mapped to scene time; rounded to whole frames, clipped to the scene range)
   of the camera (object and lens data), the splat objects, their parents and constraint
   targets (recursively), plus camera-binding markers; with no keyframe at all, the
-  current frame alone.
+  current frame alone; ``CURRENT``: the current frame (a preview).
 - proxy vertices carry the INT point attribute ``gs_index``; when some rows of the
   source file are missing the object gets a ``keep`` list;
 - a proxy's mesh holds the Gaussian centres minus ``gsds.source_origin`` (zero, except
@@ -39,7 +39,7 @@ from ..core.camera_intrinsics import camera_from_blender
 from ..core.proxy_pose import world_from_file
 from ..core.scenario_builder import GatheredObject, GatheredScene, ScenarioExportError
 
-FramesMode = Literal["ALL", "KEYFRAMES"]
+FramesMode = Literal["ALL", "KEYFRAMES", "CURRENT"]
 GS_INDEX_ATTRIBUTE = "gs_index"
 ROLE_NAMES = {"BACKGROUND": ROLE_BACKGROUND, "INSTRUMENT": ROLE_INSTRUMENT}
 
@@ -63,8 +63,12 @@ def gather_scene(context: Any, frames_mode: FramesMode = "ALL") -> GatheredScene
             "no object has a role: select a splat object and set its role to Background "
             "or Instrument (3D viewport sidebar (N) > GS Dataset > Splat Object)")
     objects = [gather_object(o) for o in splat_objects]
-    frame_numbers = (keyframe_numbers(scene, splat_objects) if frames_mode == "KEYFRAMES"
-                     else all_frame_numbers(scene))
+    if frames_mode == "CURRENT":  # a preview of the frame on screen
+        frame_numbers = [scene.frame_current]
+    elif frames_mode == "KEYFRAMES":
+        frame_numbers = keyframe_numbers(scene, splat_objects)
+    else:
+        frame_numbers = all_frame_numbers(scene)
     if scene.camera is None and not _marker_cameras(scene):
         raise ScenarioExportError("the scene has no camera: add one and make it the "
                                   "active camera (Scene properties > Camera)")

@@ -165,6 +165,27 @@ class JobState:
         return self.finished and (self.returncode in INTERRUPTED_CODES
                                   or (self.cancel_requested and self.returncode != ExitCode.OK))
 
+    def apply(self, event: Event) -> bool:
+        """Take one progress event into account; True for a final one (done, error).
+        One rule for every way the events arrive (a child's stdout, a sidecar's stream)."""
+        if isinstance(event, StartEvent):
+            self.total = event.total
+            self.skipped = event.skipped
+            self.done = event.skipped
+        elif isinstance(event, FrameEvent):
+            self.done = event.done
+            self.total = event.total
+            self.last_frame = event.name
+        elif isinstance(event, LogEvent):
+            self.logs.append((event.level, event.message))
+        elif isinstance(event, DoneEvent):
+            self.summary = event
+            return True
+        elif isinstance(event, ErrorEvent):
+            self.error = event.message
+            return True
+        return False
+
     def status_text(self) -> str:
         """One line for the UI."""
         if self.finished:
@@ -181,6 +202,23 @@ class JobState:
             return "Starting the backend..."
         name = f" ({self.last_frame})" if self.last_frame else ""
         return f"Rendering {self.done}/{self.total}{name}"
+
+
+def dataset_problem(out_dir: Path, fingerprint: str | None) -> str | None:
+    """Why the dataset a backend reported as rendered is not in ``out_dir`` (None when it
+    is): ``manifest.json`` readable, a dataset manifest, of the scenario with
+    ``fingerprint`` when that is known."""
+    manifest_path = DatasetLayout(out_dir).manifest
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"the backend reported success but {manifest_path} is not readable ({exc})"
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        return f"the backend reported success but {manifest_path} is not a dataset manifest"
+    if fingerprint is not None and manifest.get("scenario_sha256") != fingerprint:
+        return (f"the backend reported success but {manifest_path} describes another "
+                "scenario")
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -300,22 +338,7 @@ class BackendJob:
         return state
 
     def _apply(self, event: Event) -> None:
-        state = self.state
-        if isinstance(event, StartEvent):
-            state.total = event.total
-            state.skipped = event.skipped
-            state.done = event.skipped
-        elif isinstance(event, FrameEvent):
-            state.done = event.done
-            state.total = event.total
-            state.last_frame = event.name
-        elif isinstance(event, LogEvent):
-            state.logs.append((event.level, event.message))
-        elif isinstance(event, DoneEvent):
-            state.summary = event
-            self._final_event = True
-        elif isinstance(event, ErrorEvent):
-            state.error = event.message
+        if self.state.apply(event):
             self._final_event = True
 
     def _finish(self, returncode: int) -> None:
@@ -335,17 +358,7 @@ class BackendJob:
         once, after a successful exit, with stdout read."""
         if self.out_dir is None:
             return None
-        manifest_path = DatasetLayout(self.out_dir).manifest
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            return f"the backend reported success but {manifest_path} is not readable ({exc})"
-        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-            return f"the backend reported success but {manifest_path} is not a dataset manifest"
-        if self.fingerprint is not None and manifest.get("scenario_sha256") != self.fingerprint:
-            return (f"the backend reported success but {manifest_path} describes another "
-                    "scenario")
-        return None
+        return dataset_problem(self.out_dir, self.fingerprint)
 
     # --- cancelling -------------------------------------------------------------------
 

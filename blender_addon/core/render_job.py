@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gs_contract.atomic import write_text_atomic
 from gs_contract.dataset import DatasetLayout, holds_dataset, plan_output_folder
@@ -27,6 +27,10 @@ from gs_contract.scenario import parse_scenario
 
 from .backend_process import BackendJob
 from .scenario_builder import ScenarioExportError, scenario_to_json
+
+if TYPE_CHECKING:
+    from .sidecar_client import SidecarClient
+    from .sidecar_render import SidecarRenderJob
 
 
 def scenario_file(out_dir: Path) -> Path:
@@ -73,12 +77,39 @@ def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, devi
         OSError: ``scenario.json`` cannot be written.
         BackendError: the backend cannot be started.
     """
+    path, fingerprint = write_checked_scenario(scenario, out_dir, overwrite=overwrite)
+    return BackendJob.start_render(command, path, out_dir, device=device,
+                                   overwrite=overwrite, fingerprint=fingerprint)
+
+
+def submit_to_sidecar(scenario: dict[str, Any], out_dir: Path, *, client: SidecarClient,
+                      overwrite: bool) -> SidecarRenderJob:
+    """:func:`submit`, with the render run by a sidecar (``POST /v1/renders``). The
+    sidecar reads ``scenario.json`` and writes the dataset itself: a remote one must see
+    the same paths (a shared folder).
+
+    Raises:
+        ScenarioExportError, OSError: see :func:`submit`.
+        SidecarError: the sidecar refused the job or cannot be reached.
+    """
+    from gs_contract.sidecar import render_job_request
+
+    from .sidecar_render import SidecarRenderJob
+
+    path, fingerprint = write_checked_scenario(scenario, out_dir, overwrite=overwrite)
+    job_id = client.submit_render(render_job_request(path, out_dir, overwrite=overwrite))
+    return SidecarRenderJob(client, job_id, out_dir=out_dir, fingerprint=fingerprint)
+
+
+def write_checked_scenario(scenario: dict[str, Any], out_dir: Path, *,
+                           overwrite: bool) -> tuple[Path, str]:
+    """Check the folder and write ``<out>/scenario.json``; returns (its path, the
+    scenario's fingerprint)."""
     text = scenario_to_json(scenario)  # once: checked, then written
     fingerprint = check_output_folder(out_dir, text, overwrite=overwrite)
     path = scenario_file(out_dir)
     write_text_atomic(path, text)
-    return BackendJob.start_render(command, path, out_dir, device=device,
-                                   overwrite=overwrite, fingerprint=fingerprint)
+    return path, fingerprint
 
 
 def first_image(out_dir: Path) -> Path | None:

@@ -91,9 +91,14 @@ def test_preferences_contract(addon):
 
 def test_preferences_draw(addon, fake_layout):
     layout = fake_layout()
-    owner = SimpleNamespace(layout=layout, bl_rna=preferences.GSDS_Preferences.bl_rna)
+    owner = SimpleNamespace(layout=layout, bl_rna=preferences.GSDS_Preferences.bl_rna,
+                            sidecar_mode='LOCAL')
     preferences.GSDS_Preferences.draw(owner, bpy.context)
-    assert layout.props() == ["backend_command", "device"]
+    assert layout.props() == ["backend_command", "device", "sidecar_mode"]
+    owner.sidecar_mode, owner.layout = 'REMOTE', fake_layout()
+    preferences.GSDS_Preferences.draw(owner, bpy.context)
+    assert owner.layout.props() == ["backend_command", "device", "sidecar_mode",
+                                    "sidecar_url", "sidecar_token_file"]
 
 
 # --------------------------------------------------------------------------- class list
