@@ -6,7 +6,7 @@ ops: a thread that the OS deschedules on a busy machine delays its own share of
 the work, not a barrier after every op. Everything is computed in float64 from
 float32 inputs; thresholds are gsplat's float32 constants (DESIGN contract 3).
 
-Splat table (``SPLAT_COLUMNS`` columns per Gaussian, depth-sorted rows):
+Splat table (``SPLAT_COLUMNS`` columns per visible Gaussian):
 ``mean_x, mean_y`` (pixels), ``p, q, r`` (a triangular square root of the conic:
 ``sigma = 0.5 ((p dx + q dy)^2 + (r dy)^2)``, ``dx, dy`` = pixel centre minus the
 projected centre), ``opacity`` (times the compensation in antialiased mode),
@@ -156,24 +156,24 @@ def project(
 
 
 @numba.njit(parallel=True, cache=True)
-def gather_sorted(
+def gather_rows(
     table: np.ndarray,  # [N, SPLAT_COLUMNS] float64
     features: np.ndarray,  # [N, D] float32
-    order: np.ndarray,  # [M] int64 rows of the visible Gaussians, front to back
+    rows: np.ndarray,  # [M] int64 rows to copy, in their new order
     with_depth: bool,
-    sorted_table: np.ndarray,  # [M, SPLAT_COLUMNS] float64, written
-    sorted_features: np.ndarray,  # [M, D (+1 with depth)] float32, written
+    out_table: np.ndarray,  # [M, SPLAT_COLUMNS] float64, written
+    out_features: np.ndarray,  # [M, D (+1 with depth)] float32, written
 ) -> None:
-    """Copy the visible Gaussians' rows in depth order (depth appended as a feature)."""
+    """Copy the listed rows (the depth appended as a last feature when asked for)."""
     n_feat = features.shape[1]
-    for k in numba.prange(order.shape[0]):
-        g = order[k]
+    for k in numba.prange(rows.shape[0]):
+        g = rows[k]
         for c in range(SPLAT_COLUMNS):
-            sorted_table[k, c] = table[g, c]
+            out_table[k, c] = table[g, c]
         for c in range(n_feat):
-            sorted_features[k, c] = features[g, c]
+            out_features[k, c] = features[g, c]
         if with_depth:
-            sorted_features[k, n_feat] = table[g, DEPTH]
+            out_features[k, n_feat] = table[g, DEPTH]
 
 
 @numba.njit(cache=True, inline="always")
@@ -219,56 +219,59 @@ def _column_span(splat: np.ndarray, row: int, tile_size: int, tiles_x: int) -> t
 
 
 @numba.njit(parallel=True, cache=True)
-def count_tiles(table: np.ndarray, tile_size: int, tiles_x: int, tiles_y: int,
-                counts: np.ndarray) -> None:
-    """``counts[g]`` (written): how many tiles splat ``g`` of the sorted table reaches."""
-    for g in numba.prange(table.shape[0]):
-        splat = table[g]
+def count_tiles(table: np.ndarray, depth_rows: np.ndarray, tile_size: int, tiles_x: int,
+                tiles_y: int, counts: np.ndarray) -> None:
+    """``counts[k]`` (written): how many tiles the k-th splat from the front reaches
+    (its row in ``table``: ``depth_rows[k]``)."""
+    for k in numba.prange(depth_rows.shape[0]):
+        splat = table[depth_rows[k]]
         row0, row1 = _row_span(splat, tile_size, tiles_y)
         n = 0
         for row in range(row0, row1):
             col0, col1 = _column_span(splat, row, tile_size, tiles_x)
             n += max(col1 - col0, 0)
-        counts[g] = n
+        counts[k] = n
 
 
 @numba.njit(parallel=True, cache=True)
-def list_tiles(table: np.ndarray, tile_size: int, tiles_x: int, tiles_y: int,
-               starts: np.ndarray, pair_tiles: np.ndarray) -> None:
-    """Write splat ``g``'s tiles to ``pair_tiles[starts[g]:starts[g + 1]]``."""
-    for g in numba.prange(table.shape[0]):
-        splat = table[g]
+def list_tiles(table: np.ndarray, depth_rows: np.ndarray, tile_size: int, tiles_x: int,
+               tiles_y: int, starts: np.ndarray, pair_tiles: np.ndarray) -> None:
+    """Write the k-th splat's tiles to ``pair_tiles[starts[k]:starts[k + 1]]``."""
+    for k in numba.prange(depth_rows.shape[0]):
+        splat = table[depth_rows[k]]
         row0, row1 = _row_span(splat, tile_size, tiles_y)
-        k = starts[g]
+        pair = starts[k]
         for row in range(row0, row1):
             col0, col1 = _column_span(splat, row, tile_size, tiles_x)
             for col in range(col0, col1):
-                pair_tiles[k] = row * tiles_x + col
-                k += 1
+                pair_tiles[pair] = row * tiles_x + col
+                pair += 1
 
 
 @numba.njit(cache=True)
-def group_by_tile(starts: np.ndarray, pair_tiles: np.ndarray, n_tiles: int,
-                  tile_offsets: np.ndarray, tile_lists: np.ndarray) -> None:
+def group_by_tile(starts: np.ndarray, pair_tiles: np.ndarray, depth_rows: np.ndarray,
+                  n_tiles: int, tile_offsets: np.ndarray, tile_lists: np.ndarray) -> None:
     """Counting sort of the (splat, tile) pairs by tile; stable, so each list stays
-    front to back. Writes ``tile_offsets [n_tiles + 1]`` and ``tile_lists [pairs]``."""
+    front to back. Writes ``tile_offsets [n_tiles + 1]`` and ``tile_lists [pairs]``
+    (rows of the table)."""
     tile_offsets[:] = 0
     for k in range(pair_tiles.shape[0]):
         tile_offsets[pair_tiles[k] + 1] += 1
     for t in range(n_tiles):
         tile_offsets[t + 1] += tile_offsets[t]
     cursor = tile_offsets[:n_tiles].copy()
-    for g in range(starts.shape[0] - 1):
-        for k in range(starts[g], starts[g + 1]):
-            t = pair_tiles[k]
-            tile_lists[cursor[t]] = g
+    for k in range(starts.shape[0] - 1):
+        row = depth_rows[k]
+        for pair in range(starts[k], starts[k + 1]):
+            t = pair_tiles[pair]
+            tile_lists[cursor[t]] = row
             cursor[t] += 1
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def composite(
-    table: np.ndarray,  # [M, SPLAT_COLUMNS] float64, depth-sorted
-    features: np.ndarray,  # [M, C] float32, depth-sorted
+    table: np.ndarray,  # [M, SPLAT_COLUMNS] float64
+    features: np.ndarray,  # [M, C] float32, rows as in ``table``
     tile_offsets: np.ndarray,  # [tiles + 1] int64
     tile_lists: np.ndarray,  # [pairs] int64 rows of ``table``, front to back per tile
     tile_order: np.ndarray,  # [tiles] int64: the order tiles are handed to threads

@@ -5,8 +5,8 @@ rules, computed differently:
 
 1. **Projection** (:func:`~gs_backend.raster.numba_kernels.project`): one pass over
    the Gaussians in float64, gsplat's EWA projection and culling; the survivors are
-   stably sorted by centre depth (ties by index) and copied into a depth-sorted
-   table.
+   stably sorted by centre depth (ties by index), and their rows copied into a
+   table ordered by the tile of their centre (so a tile reads nearby rows).
 2. **Binning**: each Gaussian lists the 8x8-pixel tiles whose pixel centres its
    alpha >= 1/255 ellipse reaches (``sigma <= ln(255 o)``, the opacity-aware
    extent, walked one tile row at a time, inside gsplat's tile box); a stable
@@ -139,24 +139,34 @@ def _render(
     kernels.project(means, quats, scales, opacities, viewmat, K, width, height, near, far,
                     eps2d, antialiased, table, visible)
     ids = np.flatnonzero(visible)
-    order = ids[np.argsort(table[ids, kernels.DEPTH], kind="stable")]  # ties by index
-    m = order.shape[0]
-    sorted_table = np.empty((m, kernels.SPLAT_COLUMNS))
-    sorted_features = np.empty((m, features.shape[1] + int(with_depth)), dtype=np.float32)
-    kernels.gather_sorted(table, features, order, with_depth, sorted_table, sorted_features)
-
+    front_to_back = ids[np.argsort(table[ids, kernels.DEPTH], kind="stable")]  # ties by index
     tiles_x = -(-width // tile_size)
     tiles_y = -(-height // tile_size)
     n_tiles = tiles_x * tiles_y
+    # Rows are stored in the order of the tile holding their centre, so that a tile's
+    # list reads nearby rows; depth_rows[k] is the row of the k-th splat from the front.
+    centre_x = table[front_to_back, kernels.MEAN_X] // tile_size
+    centre_y = table[front_to_back, kernels.MEAN_Y] // tile_size
+    home = (np.clip(centre_y, 0, tiles_y - 1) * tiles_x + np.clip(centre_x, 0, tiles_x - 1))
+    key_type = np.int16 if n_tiles <= np.iinfo(np.int16).max else np.int32  # radix sort
+    spatial = np.argsort(home.astype(key_type), kind="stable")
+    m = spatial.shape[0]
+    depth_rows = np.empty(m, dtype=np.int64)
+    depth_rows[spatial] = np.arange(m)
+    splats = np.empty((m, kernels.SPLAT_COLUMNS))
+    splat_features = np.empty((m, features.shape[1] + int(with_depth)), dtype=np.float32)
+    kernels.gather_rows(table, features, front_to_back[spatial], with_depth, splats,
+                        splat_features)
+
     counts = np.empty(m, dtype=np.int64)
-    kernels.count_tiles(sorted_table, tile_size, tiles_x, tiles_y, counts)
+    kernels.count_tiles(splats, depth_rows, tile_size, tiles_x, tiles_y, counts)
     starts = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     pair_tiles = np.empty(int(starts[-1]), dtype=np.int64)
-    kernels.list_tiles(sorted_table, tile_size, tiles_x, tiles_y, starts, pair_tiles)
+    kernels.list_tiles(splats, depth_rows, tile_size, tiles_x, tiles_y, starts, pair_tiles)
     tile_offsets = np.empty(n_tiles + 1, dtype=np.int64)
     tile_lists = np.empty_like(pair_tiles)
-    kernels.group_by_tile(starts, pair_tiles, n_tiles, tile_offsets, tile_lists)
+    kernels.group_by_tile(starts, pair_tiles, depth_rows, n_tiles, tile_offsets, tile_lists)
 
     # Longest lists first, so the last tiles handed out are short ones.
     tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
@@ -164,7 +174,7 @@ def _render(
     alphas = np.empty((height, width), dtype=np.float32)
     depth = np.empty((height, width) if with_depth else (0, 0), dtype=np.float32)
     stats = np.empty((n_tiles, 2), dtype=np.int64)
-    kernels.composite(sorted_table, sorted_features, tile_offsets, tile_lists, tile_order,
+    kernels.composite(splats, splat_features, tile_offsets, tile_lists, tile_order,
                       tile_size, tiles_x, width, height, background, with_depth, rgb, alphas,
                       depth, stats)
     evaluated, contributed = stats.sum(axis=0)
