@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from gs_backend.raster import rasterize
+from gs_backend.raster.numba_kernels import writable_folder
 from gs_backend.raster.numba_tiles import rasterize_numba, rasterize_numba_with_stats
 from tests.raster_reference import random_scene
 
@@ -68,3 +71,13 @@ def test_auto_on_cpu_is_the_numba_path() -> None:
     auto = rasterize(*scene, with_depth=True)
     numba = rasterize(*scene, with_depth=True, backend="numba")
     assert torch.equal(auto.colors, numba.colors) and torch.equal(auto.depth, numba.depth)
+
+
+def test_cache_folder_choice(tmp_path: Path) -> None:
+    """The kernels' cache goes to the first folder that takes a file."""
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert writable_folder([not_a_folder / "cache", tmp_path / "made" / "here"]) == \
+        tmp_path / "made" / "here"
+    assert (tmp_path / "made" / "here").is_dir()
+    assert writable_folder([not_a_folder / "cache"]) is None

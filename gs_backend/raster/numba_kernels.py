@@ -16,15 +16,49 @@ margin: the ellipse every shaded pixel centre lies in), ``radius_x, radius_y``
 ``reach_y = sqrt(reach2) / r`` (the ellipse's half height, pixels).
 
 ``cache=True`` stores the compiled machine code next to this file (or, when that
-folder is read-only, in numba's per-user cache), so compilation is paid once.
+folder is read-only, in numba's per-user cache, or when that is not writable
+either, in the temp folder; ``NUMBA_CACHE_DIR`` overrides all), so compilation
+(about 10 s) is paid once per machine.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
 
 import numba
 import numpy as np
+from numba.misc.appdirs import AppDirs
+
+
+def writable_folder(candidates: Iterable[Path]) -> Path | None:
+    """The first candidate folder that exists or can be made and takes a file, else None."""
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                return folder
+        except OSError:
+            continue
+    return None
+
+
+def _ensure_cache_location() -> None:
+    """numba refuses to compile a ``cache=True`` kernel when it has nowhere to cache it;
+    give it the temp folder when neither of its own locations is writable."""
+    if numba.config.CACHE_DIR:
+        return
+    own = (Path(__file__).parent / "__pycache__",
+           Path(AppDirs(appname="numba", appauthor=False).user_cache_dir))
+    if writable_folder(own) is None:
+        user = os.getuid() if hasattr(os, "getuid") else "user"  # /tmp is shared on POSIX
+        numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), f"gs-backend-numba-{user}")
+
+
+_ensure_cache_location()
 
 ALPHA_THRESHOLD = float(np.float32(1.0 / 255.0))
 """gsplat's ``1.f / 255.f``: a Gaussian whose alpha is below this is skipped at a pixel."""
