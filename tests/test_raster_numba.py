@@ -39,7 +39,7 @@ def test_only_pixels_inside_the_ellipse_are_evaluated() -> None:
     K = torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
     result, stats = rasterize_numba_with_stats(
         means, quats, scales, torch.tensor([opacity]), torch.ones(1, 3), torch.eye(4), K,
-        width, height, **OPTIONS)
+        width, height, **OPTIONS, tile_size=8)
     inside = int((result.alphas > 0).sum())
     assert stats.visible == 1 and stats.contributed == inside
     assert inside > 100  # an elongated ellipse, far smaller than its 8x8-tile box

@@ -7,7 +7,7 @@ rules, computed differently:
    the Gaussians in float64, gsplat's EWA projection and culling; the survivors are
    stably sorted by centre depth (ties by index), and their rows copied into a
    table ordered by the tile of their centre (so a tile reads nearby rows).
-2. **Binning**: each Gaussian lists the 8x8-pixel tiles whose pixel centres its
+2. **Binning**: each Gaussian lists the 16x16-pixel tiles whose pixel centres its
    alpha >= 1/255 ellipse reaches (``sigma <= ln(255 o)``, the opacity-aware
    extent, walked one tile row at a time, inside gsplat's tile box); a stable
    counting sort by tile keeps every tile's list front to back.
@@ -36,9 +36,11 @@ from torch import Tensor
 from gs_backend.raster import numba_kernels as kernels
 from gs_backend.raster.types import RasterResult
 
-TILE_SIZE = 8
-"""Tile edge in pixels: small tiles evaluate fewer (pixel, Gaussian) pairs on CPU."""
-TILES_PER_CHUNK = 4
+TILE_SIZE = 16
+"""Tile edge in pixels (gsplat's). Only pixels inside a splat's ellipse are evaluated,
+whatever the tile size, so larger tiles only save per-tile work: 16 was ~20 % faster
+than 8 on the benchmark scene, and still gives 1,200 tiles at 640x480 to share out."""
+TILES_PER_CHUNK = 2
 """Tiles handed to a thread at a time (dynamic scheduling)."""
 
 _LOCK = threading.Lock()
