@@ -61,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
                         help="bar: a progress bar on a terminal; jsonl: one JSON event per "
                              "line on stdout; none: quiet (default: bar)")
-    render.add_argument("--rasterizer", choices=("auto", "torch", "gsplat"), default="auto",
-                        help="auto: gsplat on CUDA, the torch rasterizer elsewhere")
+    render.add_argument("--rasterizer", choices=("auto", "numba", "torch", "gsplat"),
+                        default="auto",
+                        help="auto: gsplat on CUDA, the compiled CPU rasterizer (numba) on the "
+                             "CPU, the torch rasterizer on MPS; torch: the eager-torch tile "
+                             "rasterizer on any device (see docs/rendering.md)")
     _add_extract_parser(sub)
     add_replay_parser(sub)
     add_camera_path_parser(sub)

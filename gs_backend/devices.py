@@ -14,8 +14,10 @@ _CUDA = re.compile(r"^cuda(?::(\d+))?$")
 def resolve_device(spec: str) -> torch.device:
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps`` -> a usable torch.device.
 
-    ``auto`` picks CUDA device 0 when CUDA is available, else the CPU (Apple's MPS
-    is only used when asked for explicitly). Raises InputError for a device this
+    ``auto`` picks CUDA device 0 when CUDA is available, else the CPU, where the
+    compiled numba rasterizer runs. Apple's MPS is only used when asked for
+    explicitly: its only rasterizer is the eager-torch one, which we expect to be
+    slower there than numba on the CPU (docs/rendering.md). Raises InputError for a device this
     machine does not have.
     """
     spec = spec.strip().lower()

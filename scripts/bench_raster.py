@@ -3,27 +3,43 @@
 The scene (seeded) is a bumpy height-field surface seen from above at an
 oblique angle, densely covered by small, mostly opaque Gaussians lying in the
 surface (each a few to a few dozen pixels on screen) plus ~10 % larger,
-semi-transparent ones, with D = 3 + 2 channels (RGB and two instrument weights).
-The camera drifts a little from frame to frame.
+semi-transparent ones, with D channels (RGB and D - 3 instrument weights,
+default D = 5). The camera drifts a little from frame to frame.
 
-Prints frames/s, s/frame (median over the timed frames, after warm-up) and the
-process's peak RSS; on a CUDA machine it also times the torch rasterizer and
-gsplat on the same CUDA frames. ``--profile`` breaks the torch path into stages.
+Each (rasterizer, scene size) is timed in its own child process, so its peak RSS
+is its own; the rasterizers are measured one after the other in one run, and
+their ratios are what to compare on a shared machine. Per frame: median seconds
+over the timed frames after warm-up; for the numba path also the fraction of
+evaluated (pixel, Gaussian) pairs that contribute. Rasterizers:
 
-    python scripts/bench_raster.py                    # 640x480, 200k Gaussians, CPU
-    python scripts/bench_raster.py --gaussians 1000000 --width 640 --height 640
+  numba   the compiled CPU rasterizer (the CPU default)
+  torch   the eager-torch tile rasterizer (the MPS path; the CPU path before numba)
+  chain   gsplat's own pure-torch functions chained: _fully_fused_projection,
+          _isect_tiles, _isect_offset_encode, then per 16x16 tile a vectorised
+          front-to-back composite (gsplat's _rasterize_to_pixels needs CUDA)
+
+``--busy`` repeats every measurement while another process keeps one core busy
+(started here, stopped by its pid) and reports loaded / quiet.
+
+    python scripts/bench_raster.py                         # 200k and 1M, 640x480
+    python scripts/bench_raster.py --sizes 50000,200000,1000000,3000000 --busy
+    python scripts/bench_raster.py --paths numba --channels 3,5,9 --sizes 200000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -38,7 +54,7 @@ class BenchScene:
     quats: Tensor  # [N, 4] wxyz
     scales: Tensor  # [N, 3]
     opacities: Tensor  # [N]
-    colors: Tensor  # [N, 5] RGB + two instrument weights
+    colors: Tensor  # [N, D] RGB + D - 3 instrument weights
     viewmats: Tensor  # [F, 4, 4] one camera per frame
     K: Tensor  # [3, 3]
     width: int
@@ -59,7 +75,8 @@ def height_field(x: Tensor, y: Tensor) -> Tensor:
     return 0.08 * torch.sin(3.1 * x) * torch.cos(2.3 * y) + 0.03 * torch.sin(11.0 * x + 7.0 * y)
 
 
-def make_scene(n: int, width: int, height: int, frames: int, seed: int) -> BenchScene:
+def make_scene(n: int, width: int, height: int, frames: int, seed: int,
+               channels: int = 5) -> BenchScene:
     gen = torch.Generator().manual_seed(seed)
     focal = 0.9 * width
     K = torch.tensor([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
@@ -102,9 +119,10 @@ def make_scene(n: int, width: int, height: int, frames: int, seed: int) -> Bench
     rgb = 0.5 + 0.35 * torch.stack(
         (torch.sin(4 * x), torch.cos(3 * y + 1), torch.sin(2 * x + 5 * y)), -1)
     rgb = (rgb + 0.08 * torch.randn(n, 3, generator=gen)).clamp(0, 1)
-    weights = torch.zeros(n, 2)
-    weights[:, 0] = ((x - 0.3) ** 2 + (y - 0.8) ** 2 < 0.1).float()
-    weights[:, 1] = ((x + 0.5) ** 2 + (y - 0.2) ** 2 < 0.05).float()
+    weights = torch.zeros(n, max(channels - 3, 0))
+    for k in range(weights.shape[1]):  # instrument k: a disc on the surface
+        centre_x, centre_y = 0.3 - 0.8 * (k % 2) + 0.1 * k, 0.8 - 0.6 * (k % 2)
+        weights[:, k] = ((x - centre_x) ** 2 + (y - centre_y) ** 2 < 0.1 / (1 + k % 2)).float()
 
     viewmats = []
     for f in range(frames):
@@ -113,7 +131,8 @@ def make_scene(n: int, width: int, height: int, frames: int, seed: int) -> Bench
         viewmats.append(look_at(eye + drift, target + 0.5 * drift))
     return BenchScene(
         means=means, quats=quats, scales=scales, opacities=opacities,
-        colors=torch.cat((rgb, weights), 1), viewmats=torch.stack(viewmats), K=K,
+        colors=torch.cat((rgb, weights), 1)[:, :channels].contiguous(),
+        viewmats=torch.stack(viewmats), K=K,
         width=width, height=height,
     )
 
@@ -157,10 +176,50 @@ def peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
 
 
-def report(label: str, times: list[float]) -> None:
-    median = statistics.median(times)
-    print(f"{label:<28} {1 / median:7.2f} frames/s  {median:8.4f} s/frame  "
-          f"(min {min(times):.4f}, max {max(times):.4f}, {len(times)} frames)")
+# --------------------------------------------------------------------- the rasterizers
+
+
+def chain_rasterize(s: BenchScene, view: Tensor, tile_size: int = 16) -> Tensor:
+    """gsplat's pure-torch functions chained into a renderer: ``[H, W, D]`` colours."""
+    from gsplat.cuda._torch_impl import (
+        _fully_fused_projection,
+        _isect_offset_encode,
+        _isect_tiles,
+        _quat_scale_to_covar_preci,
+    )
+
+    covars, _ = _quat_scale_to_covar_preci(s.quats, s.scales, True, False)
+    radii, means2d, depths, conics, _ = _fully_fused_projection(
+        s.means, covars, view[None], s.K[None], s.width, s.height)
+    tiles_x, tiles_y = -(-s.width // tile_size), -(-s.height // tile_size)
+    _, isect_ids, flatten_ids = _isect_tiles(means2d, radii, depths, tile_size, tiles_x,
+                                             tiles_y)
+    offsets = _isect_offset_encode(isect_ids, 1, tiles_x, tiles_y).flatten().tolist()
+    offsets.append(int(isect_ids.shape[0]))
+    means2d, conics = means2d[0], conics[0]
+    n_feat = s.colors.shape[1]
+    image = torch.zeros(tiles_y * tile_size, tiles_x * tile_size, n_feat)
+    ys, xs = torch.meshgrid(torch.arange(tile_size), torch.arange(tile_size), indexing="ij")
+    pixel = torch.stack((xs.reshape(-1), ys.reshape(-1)), -1).float() + 0.5  # [P, 2]
+    for tile in range(tiles_x * tiles_y):
+        ids = flatten_ids[offsets[tile]:offsets[tile + 1]].long()
+        if ids.numel() == 0:
+            continue
+        corner = torch.tensor([tile % tiles_x, tile // tiles_x]) * tile_size
+        d = (pixel + corner)[None] - means2d[ids][:, None]  # [L, P, 2]
+        a, b, c = conics[ids].unbind(-1)
+        sigma = (0.5 * (a[:, None] * d[..., 0] ** 2 + c[:, None] * d[..., 1] ** 2)
+                 + b[:, None] * d[..., 0] * d[..., 1])
+        alpha = torch.clamp(s.opacities[ids][:, None] * torch.exp(-sigma), max=0.999)
+        alpha = torch.where((sigma < 0) | (alpha < 1 / 255), 0.0, alpha)
+        t_after = torch.cumprod(1 - alpha, dim=0)
+        keep = t_after > 1e-4  # T never increases: the prefix before the stop
+        t_before = torch.cat((torch.ones_like(t_after[:1]), t_after[:-1]))
+        weights = torch.where(keep, alpha * t_before, 0.0)  # [L, P]
+        y0, x0 = corner[1].item(), corner[0].item()
+        image[y0:y0 + tile_size, x0:x0 + tile_size] = (
+            weights.T @ s.colors[ids]).reshape(tile_size, tile_size, n_feat)
+    return image[:s.height, :s.width]
 
 
 def profile_torch(scene: BenchScene, view: Tensor) -> None:
@@ -193,49 +252,151 @@ def profile_torch(scene: BenchScene, view: Tensor) -> None:
         print(f"  {stage:<12} {seconds:.4f} s")
 
 
+
+def worker(path: str, n: int, width: int, height: int, channels: int, frames: int,
+           warmup: int, seed: int) -> dict:
+    """Time one rasterizer on one scene in this process; a JSON-able summary."""
+    scene = make_scene(n, width, height, warmup + frames, seed, channels)
+    stats = None
+    if path == "numba":
+        from gs_backend.raster.numba_tiles import rasterize_numba_with_stats
+
+        def render(view: Tensor) -> None:
+            nonlocal stats
+            _, stats = rasterize_numba_with_stats(
+                scene.means, scene.quats, scene.scales, scene.opacities, scene.colors, view,
+                scene.K, width, height, background=None, near=0.01, far=1e10, eps2d=0.3,
+                antialiased=False, with_depth=False)
+    elif path == "chain":
+        def render(view: Tensor) -> None:
+            chain_rasterize(scene, view)
+    else:
+        def render(view: Tensor) -> None:
+            rasterize(scene.means, scene.quats, scene.scales, scene.opacities, scene.colors,
+                      view, scene.K, width, height, backend=path)  # type: ignore[arg-type]
+
+    with torch.no_grad():
+        times = time_frames(render, scene.viewmats, warmup, lambda: None)
+    summary = {"path": path, "n": n, "width": width, "height": height, "channels": channels,
+               "median_s": statistics.median(times), "times_s": times,
+               "peak_rss_mib": peak_rss_mib()}
+    if stats is not None:
+        summary.update(visible=stats.visible, pairs=stats.pairs, evaluated=stats.evaluated,
+                       contributed=stats.contributed)
+    return summary
+
+
+def run_worker(args: argparse.Namespace, path: str, n: int, channels: int,
+               frames: int) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", path,
+               "--sizes", str(n), "--channels", str(channels), "--width", str(args.width),
+               "--height", str(args.height), "--frames", str(frames),
+               "--warmup", str(args.warmup), "--seed", str(args.seed)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class BusyCore:
+    """Another process keeping one core busy, stopped by its pid."""
+
+    def __enter__(self) -> BusyCore:
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def describe(r: dict) -> str:
+    line = (f"{r['path']:<6} N={r['n']:>8} {r['width']}x{r['height']} D={r['channels']}: "
+            f"{r['median_s']:8.4f} s/frame (min {min(r['times_s']):.4f}), "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB")
+    if "evaluated" in r:
+        line += (f", pairs {r['pairs']}, evaluated {r['evaluated']}, contributing "
+                 f"{r['contributed'] / max(r['evaluated'], 1):.1%}")
+    return line
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--gaussians", type=int, default=200_000)
-    parser.add_argument("--frames", type=int, default=5, help="timed frames")
+    parser.add_argument("--sizes", default="200000,1000000",
+                        help="comma-separated Gaussian counts")
+    parser.add_argument("--channels", default="5", help="comma-separated channel counts D")
+    parser.add_argument("--paths", default="numba,torch",
+                        help="comma-separated rasterizers: numba, torch, chain")
+    parser.add_argument("--chain-max", type=int, default=200_000,
+                        help="time the chain only on scenes up to this many Gaussians")
+    parser.add_argument("--frames", type=int, default=3, help="timed frames")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--busy", action="store_true",
+                        help="also measure with another process keeping one core busy")
+    parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--profile", action="store_true", help="time the torch path's stages")
-    parser.add_argument("--cpu", action=argparse.BooleanOptionalAction, default=True,
-                        help="time the CPU (on by default; --no-cpu for GPU-only runs)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    sizes = [int(v) for v in args.sizes.split(",")]
+    channel_counts = [int(v) for v in args.channels.split(",")]
+    if args.worker:
+        print(json.dumps(worker(args.worker, sizes[0], args.width, args.height,
+                                channel_counts[0], args.frames, args.warmup, args.seed)))
+        return
 
-    scene = make_scene(args.gaussians, args.width, args.height, args.warmup + args.frames,
-                       args.seed)
-    print(f"{args.gaussians} Gaussians, {args.width}x{args.height}, D = 5, "
-          f"{torch.get_num_threads()} CPU threads")
-
-    def renderer(s: BenchScene, backend: RasterBackend) -> Callable[[Tensor], object]:
-        return lambda view: rasterize(s.means, s.quats, s.scales, s.opacities, s.colors, view,
-                                      s.K, s.width, s.height, backend=backend)
-
-    with torch.no_grad():
-        if args.cpu:
-            cpu_times = time_frames(renderer(scene, "torch"), scene.viewmats, args.warmup,
-                                    lambda: None)
-            report("torch rasterizer, CPU", cpu_times)
-            print(f"peak RSS {peak_rss_mib():.0f} MiB")
-            if args.profile:
-                profile_torch(scene, scene.viewmats[0])
-
-        if torch.cuda.is_available():
-            device = torch.device("cuda")
-            assert resolve_backend("auto", device) == "gsplat"
-            gpu = scene.to(device)
-            backends: tuple[RasterBackend, ...] = ("torch", "gsplat")
-            for backend in backends:
-                times = time_frames(renderer(gpu, backend), gpu.viewmats, args.warmup,
-                                    torch.cuda.synchronize)
-                report(f"{backend} rasterizer, CUDA", times)
+    print(f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
+          f"threads), load average {load()}")
+    results = []
+    for n in sizes:
+        for channels in channel_counts:
+            quiet: dict[str, dict] = {}
+            for path in args.paths.split(","):
+                if path == "chain" and n > args.chain_max:
+                    continue
+                frames = 1 if path == "chain" else args.frames
+                quiet[path] = run_worker(args, path, n, channels, frames)
+                quiet[path]["load"] = load()
+                print(describe(quiet[path]), f"[load {quiet[path]['load']}]", flush=True)
+                if args.busy:
+                    with BusyCore():
+                        busy = run_worker(args, path, n, channels, frames)
+                    busy["busy"] = True
+                    busy["load"] = load()
+                    print(f"  one busy core: {busy['median_s']:.4f} s/frame, loaded / quiet "
+                          f"{busy['median_s'] / quiet[path]['median_s']:.2f}x "
+                          f"[load {busy['load']}]", flush=True)
+                    results.append(busy)
+                results.append(quiet[path])
+            if "numba" in quiet:
+                for other in ("torch", "chain"):
+                    if other in quiet:
+                        print(f"  numba vs {other}: "
+                              f"{quiet[other]['median_s'] / quiet['numba']['median_s']:.1f}x "
+                              "faster")
+    if args.profile:
+        scene = make_scene(sizes[0], args.width, args.height, 1, args.seed, channel_counts[0])
+        with torch.no_grad():
+            profile_torch(scene, scene.viewmats[0])
+    if torch.cuda.is_available():
+        scene = make_scene(sizes[0], args.width, args.height, args.warmup + args.frames,
+                           args.seed, channel_counts[0]).to(torch.device("cuda"))
+        assert resolve_backend("auto", scene.means.device) == "gsplat"
+        backends: tuple[RasterBackend, ...] = ("torch", "gsplat")
+        for backend in backends:
+            def render(view: Tensor, backend: RasterBackend = backend) -> None:
+                rasterize(scene.means, scene.quats, scene.scales, scene.opacities,
+                          scene.colors, view, scene.K, scene.width, scene.height,
+                          backend=backend)
+            with torch.no_grad():
+                times = time_frames(render, scene.viewmats, args.warmup, torch.cuda.synchronize)
+            print(f"{backend} rasterizer, CUDA: {statistics.median(times):.4f} s/frame")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Benchmark: labelled frames per second, end to end vs bare rasterization.
 
 Workloads (DESIGN.md targets table):
-  cpu:  640x480, 200k Gaussians (tissue 160k + 2 instruments x 20k), torch rasterizer
+  cpu:  640x480, 200k Gaussians (tissue 160k + 2 instruments x 20k), numba rasterizer
+        (`--rasterizer torch` for the eager-torch one)
   cuda: 640x640, 1.2M Gaussians (tissue 1M + 2 instruments x 100k), gsplat (only with CUDA)
 
 For each workload, in one process and on the same frames of the demo camera path:
@@ -35,7 +36,7 @@ from gs_backend.dataset.render_run import RenderOptions, render_dataset
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
 from gs_backend.gaussians import Gaussians
 from gs_backend.io.inria_ply import save_inria_ply
-from gs_backend.raster import rasterize
+from gs_backend.raster import RasterBackend, rasterize
 from gs_backend.sh import gaussian_colors
 from gs_backend.synthetic.demo_scenario import demo_scenario_dict
 from gs_backend.synthetic.instrument import make_needle_driver
@@ -101,7 +102,7 @@ def build_scene(folder: Path, w: Workload) -> Path:
     return path
 
 
-def bench_bare(scenario_path: Path, device: torch.device) -> list[float]:
+def bench_bare(scenario_path: Path, device: torch.device, backend: RasterBackend) -> list[float]:
     """Seconds per frame of rasterization alone (posing and colours done beforehand)."""
     scenario = load_scenario(scenario_path)
     renderer = FrameRenderer(scenario, prepare_assets(scenario, device), device)
@@ -126,21 +127,22 @@ def bench_bare(scenario_path: Path, device: torch.device) -> list[float]:
         _sync()
         t0 = time.perf_counter()
         rasterize(scene.means, scene.quats, scene.scales, scene.opacities, colors, w2c, K,
-                  cam.width, cam.height)
+                  cam.width, cam.height, backend=backend)
         _sync()
         times.append(time.perf_counter() - t0)
     return times
 
 
-def bench_end_to_end(scenario_path: Path, device: torch.device, out: Path) -> float:
+def bench_end_to_end(scenario_path: Path, device: torch.device, out: Path,
+                     backend: RasterBackend) -> float:
     """Seconds per labelled frame through the whole dataset writer."""
     scenario = load_scenario(scenario_path)
     timer = _Timer()
-    render_dataset(scenario, RenderOptions(out_dir=out, device=device), timer)
+    render_dataset(scenario, RenderOptions(out_dir=out, device=device, backend=backend), timer)
     return (timer.t_end - timer.t_start) / len(scenario.frames)
 
 
-def run(w: Workload, frames: int | None) -> dict[str, Any]:
+def run(w: Workload, frames: int | None, backend: RasterBackend) -> dict[str, Any]:
     if frames:
         w = Workload(**{**w.__dict__, "frames": frames})
     device = torch.device(w.device, 0) if w.device == "cuda" else torch.device("cpu")
@@ -152,12 +154,13 @@ def run(w: Workload, frames: int | None) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         print(f"[{w.name}] bare rasterization, {w.frames} frames ...", file=sys.stderr)
-        bare = bench_bare(scenario, device)
+        bare = bench_bare(scenario, device, backend)
         bare_s = statistics.median(bare[1:] if len(bare) > 2 else bare)  # skip warm-up
         print(f"[{w.name}] end to end, {w.frames} frames ...", file=sys.stderr)
-        e2e_s = bench_end_to_end(scenario, device, folder / "out")
+        e2e_s = bench_end_to_end(scenario, device, folder / "out", backend)
     result = {
-        "workload": w.name, "device": str(device), "width": w.width, "height": w.height,
+        "workload": w.name, "device": str(device), "rasterizer": backend,
+        "width": w.width, "height": w.height,
         "gaussians": w.tissue + 2 * w.instrument, "frames": w.frames,
         "bare_s_per_frame": round(bare_s, 4),
         "end_to_end_s_per_frame": round(e2e_s, 4),
@@ -176,6 +179,7 @@ def main() -> int:
     parser.add_argument("--workload", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--frames", type=int, default=None, help="override the frame count")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--rasterizer", choices=("auto", "numba", "torch"), default="auto")
     args = parser.parse_args()
     names = ["cpu", "cuda"] if args.workload == "all" else [args.workload]
     results = []
@@ -183,12 +187,13 @@ def main() -> int:
         if name == "cuda" and not torch.cuda.is_available():
             print("[cuda] skipped: CUDA is not available", file=sys.stderr)
             continue
-        results.append(run(WORKLOADS[name], args.frames))
+        results.append(run(WORKLOADS[name], args.frames, args.rasterizer))
     machine = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
                "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
                "platform": platform.platform()}
     for r in results:
-        print(f"{r['workload']:>4}: {r['gaussians']:,} Gaussians {r['width']}x{r['height']} "
+        print(f"{r['workload']:>4} ({r['rasterizer']}): {r['gaussians']:,} Gaussians "
+              f"{r['width']}x{r['height']} "
               f"on {r['device']}: bare {r['bare_s_per_frame'] * 1000:.1f} ms/frame, "
               f"end to end {r['end_to_end_s_per_frame'] * 1000:.1f} ms/frame "
               f"({r['end_to_end_frames_per_s']:.2f} labelled frames/s, "

@@ -47,13 +47,14 @@ def parity_scene(seed: int, *, channels: int, width: int = 96, height: int = 64)
 
 
 def assert_gsplat_matches_torch(scene: Scene, *, background: torch.Tensor | None,
-                                antialiased: bool) -> None:
+                                antialiased: bool, backend: str = "torch") -> None:
+    """gsplat's CUDA kernels against our ``backend`` (numba copies the tensors to the CPU)."""
     cuda = torch.device("cuda")
     on_gpu = scene.to(cuda)
     bg = None if background is None else background.to(cuda)
     options = dict(background=bg, antialiased=antialiased, with_depth=True)
     theirs = rasterize(*on_gpu, backend="gsplat", **options)
-    ours = rasterize(*on_gpu, backend="torch", **options)
+    ours = rasterize(*on_gpu, backend=backend, **options)
     ref = reference_rasterize(*scene, background=background, antialiased=antialiased,
                               noise=GSPLAT_NOISE)
     assert ref.ambiguous.float().mean().item() <= MAX_AMBIGUOUS_FRACTION
@@ -78,12 +79,13 @@ def assert_gsplat_matches_torch(scene: Scene, *, background: torch.Tensor | None
     ("seed", "channels", "antialiased", "with_background"),
     [(0, 3, False, True), (1, 5, False, False), (2, 1, True, True), (3, 8, True, False)],
 )
+@pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_gsplat_matches_torch(seed: int, channels: int, antialiased: bool,
-                              with_background: bool) -> None:
+                              with_background: bool, backend: str) -> None:
     scene = parity_scene(seed, channels=channels)
     background = torch.rand(channels, generator=torch.Generator().manual_seed(seed))
     assert_gsplat_matches_torch(scene, background=background if with_background else None,
-                                antialiased=antialiased)
+                                antialiased=antialiased, backend=backend)
 
 
 def test_many_channels_are_chunked_by_gsplat() -> None:
@@ -96,7 +98,7 @@ def test_many_channels_are_chunked_by_gsplat() -> None:
 def test_auto_picks_gsplat_for_cuda_tensors() -> None:
     cuda = torch.device("cuda")
     assert resolve_backend("auto", cuda) == "gsplat"
-    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    assert resolve_backend("auto", torch.device("cpu")) == "numba"
     scene = parity_scene(5, channels=3, width=32, height=24).to(cuda)
     auto = rasterize(*scene)
     explicit = rasterize(*scene, backend="gsplat")

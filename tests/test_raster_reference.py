@@ -1,4 +1,8 @@
-"""The torch rasterizer against the brute-force reference and closed forms."""
+"""The CPU rasterizers (numba and torch) against the brute-force reference and closed forms.
+
+Every image test runs once per CPU backend (the ``backend`` fixture): both must
+render what the reference renders, within the same tolerances.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,13 @@ import math
 import pytest
 import torch
 
-from gs_backend.raster import RasterResult, project_gaussians, rasterize, resolve_backend
+from gs_backend.raster import (
+    ConcreteBackend,
+    RasterResult,
+    project_gaussians,
+    rasterize,
+    resolve_backend,
+)
 from gs_backend.raster.torch_tiles import bin_gaussians, composite_tiles, rasterize_projected
 from tests.raster_reference import Scene, random_scene, reference_rasterize
 
@@ -15,8 +25,15 @@ TOLERANCE = 1e-4
 MAX_AMBIGUOUS_FRACTION = 0.01
 
 
+@pytest.fixture(params=["numba", "torch"])
+def backend(request: pytest.FixtureRequest) -> ConcreteBackend:
+    """The CPU rasterizer under test."""
+    return request.param
+
+
 def assert_matches_reference(
     scene: Scene,
+    backend: ConcreteBackend,
     *,
     background: torch.Tensor | None = None,
     antialiased: bool = False,
@@ -24,9 +41,9 @@ def assert_matches_reference(
     far: float = 1e10,
     max_ambiguous: float = MAX_AMBIGUOUS_FRACTION,
 ) -> RasterResult:
-    """Render with the torch backend; compare colours, alphas and expected depth."""
+    """Render with ``backend``; compare colours, alphas and expected depth."""
     result = rasterize(*scene, background=background, near=near, far=far,
-                       antialiased=antialiased, with_depth=True, backend="torch")
+                       antialiased=antialiased, with_depth=True, backend=backend)
     ref = reference_rasterize(*scene, background=background, near=near, far=far,
                               antialiased=antialiased)
     assert result.colors.shape == (scene.height, scene.width, scene.colors.shape[1])
@@ -61,25 +78,26 @@ def assert_matches_reference(
     ],
 )
 def test_random_scenes_match_reference(seed: int, channels: int, width: int, height: int,
-                                       antialiased: bool) -> None:
+                                       antialiased: bool, backend: ConcreteBackend) -> None:
     scene = random_scene(seed, channels=channels, width=width, height=height)
     background = torch.rand(channels, generator=torch.Generator().manual_seed(seed))
-    result = assert_matches_reference(scene, background=background, antialiased=antialiased)
+    result = assert_matches_reference(scene, backend, background=background,
+                                      antialiased=antialiased)
     # The scene is neither empty nor trivially opaque.
     assert 0.05 < result.alphas.mean().item() < 0.999
     assert (result.alphas == 0).any() or (result.alphas < 0.5).any()
 
 
-def test_without_background_and_with_custom_near_far() -> None:
+def test_without_background_and_with_custom_near_far(backend: ConcreteBackend) -> None:
     scene = random_scene(10, channels=4, width=72, height=56, near=0.4)
-    assert_matches_reference(scene, near=0.4, far=2.5)
+    assert_matches_reference(scene, backend, near=0.4, far=2.5)
     # The planes really cut: a different near/far gives a different image.
-    full = rasterize(*scene, backend="torch")
-    cut = rasterize(*scene, near=0.4, far=2.5, backend="torch")
+    full = rasterize(*scene, backend=backend)
+    cut = rasterize(*scene, near=0.4, far=2.5, backend=backend)
     assert (full.alphas - cut.alphas).abs().max() > 0.1
 
 
-def test_saturated_layers_stop_before_transmittance_reaches_1e4() -> None:
+def test_saturated_layers_stop_before_transmittance_reaches_1e4(backend: ConcreteBackend) -> None:
     """Opaque screen-filling layers: the early stop decides the image."""
     width, height, layers = 40, 30, 8
     f, cx, cy = 50.0, 20.5, 15.5  # the principal point is the centre of pixel (20, 15)
@@ -92,7 +110,7 @@ def test_saturated_layers_stop_before_transmittance_reaches_1e4() -> None:
     K = torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
     scene = Scene(means, quats, scales, opacities, colors, torch.eye(4), K, width, height)
     background = torch.full((4,), 0.5)
-    result = assert_matches_reference(scene, background=background)
+    result = assert_matches_reference(scene, backend, background=background)
 
     # At the centre pixel sigma = 0, so alpha = 0.95 for every layer: T goes
     # 1, 0.05, 0.0025, 1.25e-4, and the 4th layer would take it to 6.25e-6 <= 1e-4,
@@ -106,7 +124,7 @@ def test_saturated_layers_stop_before_transmittance_reaches_1e4() -> None:
     assert result.colors[..., 3].max().item() <= 0.5 * (1.0 - result.alphas.min().item()) + 1e-6
 
 
-def test_opacity_above_max_alpha_is_clamped() -> None:
+def test_opacity_above_max_alpha_is_clamped(backend: ConcreteBackend) -> None:
     f, cx, cy = 50.0, 10.5, 8.5
     means = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 2.0]])
     quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(2, 1)
@@ -115,7 +133,7 @@ def test_opacity_above_max_alpha_is_clamped() -> None:
     colors = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     K = torch.tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
     result = rasterize(means, quats, scales, opacities, colors, torch.eye(4), K, 20, 16,
-                       backend="torch")
+                       backend=backend)
     # alpha = min(0.999, 0.9999): T = 0.001 after the first; the second would take it to
     # 1e-6, so it is never composited.
     torch.testing.assert_close(result.colors[8, 10], torch.tensor([0.999, 0.0]), atol=1e-6,
@@ -123,7 +141,7 @@ def test_opacity_above_max_alpha_is_clamped() -> None:
     assert result.alphas[8, 10].item() == pytest.approx(0.999, abs=1e-6)
 
 
-def test_long_tile_lists_over_many_steps() -> None:
+def test_long_tile_lists_over_many_steps(backend: ConcreteBackend) -> None:
     """Hundreds of faint layers per tile: lists span many chunks and windows."""
     width, height, layers = 24, 20, 600
     gen = torch.Generator().manual_seed(7)
@@ -138,13 +156,13 @@ def test_long_tile_lists_over_many_steps() -> None:
     scene = Scene(means, quats, scales, opacities, colors, torch.eye(4), K, width, height)
     # The stop test's rounding band is crossed in small steps (alpha ~ 0.03), and the
     # noise bound adds up over hundreds of layers: more pixels are ambiguous here.
-    result = assert_matches_reference(scene, background=torch.tensor([0.2, 0.4, 0.6]),
+    result = assert_matches_reference(scene, backend, background=torch.tensor([0.2, 0.4, 0.6]),
                                       max_ambiguous=0.05)
     # Most pixels stop (T ends in (1e-4, 1.04e-4]) after hundreds of Gaussians.
     assert (result.alphas > 0.9998).float().mean().item() > 0.5
 
 
-def test_equal_depths_composite_in_index_order() -> None:
+def test_equal_depths_composite_in_index_order(backend: ConcreteBackend) -> None:
     f, cx, cy = 40.0, 8.5, 6.5
     means = torch.tensor([[0.0, 0.0, 1.5], [0.0, 0.0, 1.5]])
     quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]]).repeat(2, 1)
@@ -155,7 +173,7 @@ def test_equal_depths_composite_in_index_order() -> None:
     for first in (0, 1):
         order = [first, 1 - first]
         result = rasterize(means[order], quats, scales, opacities, colors[order], torch.eye(4),
-                           K, 17, 13, backend="torch")
+                           K, 17, 13, backend=backend)
         # At the centre pixel: the lower index is in front, 0.5 c_first + 0.25 c_second.
         expected = 0.5 * colors[first] + 0.25 * colors[1 - first]
         torch.testing.assert_close(result.colors[6, 8], expected, atol=1e-6, rtol=0)
@@ -172,14 +190,14 @@ def isotropic_gaussian(depth: float, scale: float, opacity: float, f: float, cx:
 
 
 @pytest.mark.parametrize("antialiased", [False, True])
-def test_single_gaussian_closed_form(antialiased: bool) -> None:
+def test_single_gaussian_closed_form(antialiased: bool, backend: ConcreteBackend) -> None:
     width, height, f, cx, cy = 41, 33, 60.0, 20.5, 16.5
     depth, scale, opacity = 2.0, 0.08, 0.8
     means, quats, scales, opacities, K = isotropic_gaussian(depth, scale, opacity, f, cx, cy)
     color, background = torch.tensor([[0.9, 0.2, 0.4]]), torch.tensor([0.1, 0.1, 0.3])
     result = rasterize(means, quats, scales, opacities, color, torch.eye(4), K, width, height,
                        background=background, antialiased=antialiased, with_depth=True,
-                       backend="torch")
+                       backend=backend)
 
     # On the optical axis the Jacobian is diag(f/z): the 2D covariance is
     # (f s / z)^2 + 0.3 on the diagonal.
@@ -204,7 +222,7 @@ def test_single_gaussian_closed_form(antialiased: bool) -> None:
     assert (result.colors[~hit] == background).all()
 
 
-def test_jacobian_clamp_closed_form() -> None:
+def test_jacobian_clamp_closed_form(backend: ConcreteBackend) -> None:
     """A large Gaussian far right of the view: its Jacobian uses the clamped x/z."""
     width, height, f, cx, cy = 40, 30, 40.0, 20.5, 15.5
     depth, scale, opacity, x_over_z = 2.0, 1.5, 0.9, 1.6
@@ -212,7 +230,7 @@ def test_jacobian_clamp_closed_form() -> None:
         depth, scale, opacity, f, cx, cy, x=x_over_z * depth)
     color = torch.tensor([[1.0]])
     result = rasterize(means, quats, scales, opacities, color, torch.eye(4), K, width, height,
-                       backend="torch")
+                       backend=backend)
 
     limit = (width - cx) / f + 0.15 * width / f  # x/z is clamped to this
     assert x_over_z > limit
@@ -229,7 +247,7 @@ def test_jacobian_clamp_closed_form() -> None:
     torch.testing.assert_close(result.alphas.double(), alpha, atol=2e-6, rtol=0)
 
 
-def test_nothing_visible_renders_the_background() -> None:
+def test_nothing_visible_renders_the_background(backend: ConcreteBackend) -> None:
     background = torch.tensor([0.25, 0.5, 0.75, 0.0])
     K = torch.tensor([[30.0, 0.0, 16.0], [0.0, 30.0, 12.0], [0.0, 0.0, 1.0]])
     behind = torch.tensor([[0.0, 0.0, -1.0], [0.1, 0.0, -2.0]])
@@ -237,7 +255,8 @@ def test_nothing_visible_renders_the_background() -> None:
         n = means.shape[0]
         result = rasterize(means, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
                            torch.full((n, 3), 0.1), torch.full((n,), 0.9), torch.ones(n, 4),
-                           torch.eye(4), K, 32, 24, background=background, with_depth=True)
+                           torch.eye(4), K, 32, 24, background=background, with_depth=True,
+                           backend=backend)
         assert (result.colors == background).all()
         assert (result.alphas == 0).all() and (result.depth == 0).all()
 
@@ -317,8 +336,10 @@ def test_projection_agrees_with_gsplat_torch_impl() -> None:
 
 
 def test_backend_choice() -> None:
-    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    assert resolve_backend("auto", torch.device("cpu")) == "numba"
+    assert resolve_backend("auto", torch.device("mps")) == "torch"
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
+    assert resolve_backend("numba", torch.device("cpu")) == "numba"
     with pytest.raises(ValueError, match="CUDA"):
         resolve_backend("gsplat", torch.device("cpu"))
     with pytest.raises(ValueError, match="unknown"):
@@ -340,11 +361,11 @@ def test_inputs_are_checked() -> None:
         rasterize(*scene, near=0.0)
 
 
-def test_float64_inputs_render_like_float32() -> None:
+def test_float64_inputs_render_like_float32(backend: ConcreteBackend) -> None:
     scene = random_scene(42, count=100, width=40, height=30)
     as_double = Scene(*(t.double() if isinstance(t, torch.Tensor) else t for t in scene))
-    a = rasterize(*scene, with_depth=True)
-    b = rasterize(*as_double, with_depth=True)
+    a = rasterize(*scene, with_depth=True, backend=backend)
+    b = rasterize(*as_double, with_depth=True, backend=backend)
     assert b.colors.dtype == torch.float32
     assert torch.equal(a.colors, b.colors) and torch.equal(a.alphas, b.alphas)
     assert math.isfinite(b.depth.sum().item())

@@ -1,7 +1,8 @@
-"""Rasterize 3D Gaussians into one view: gsplat on CUDA, a tile-binned torch
-rasterizer everywhere else, both with gsplat 1.5's semantics (DESIGN contract 3).
+"""Rasterize 3D Gaussians into one view with gsplat 1.5's semantics (DESIGN contract 3):
+gsplat on CUDA, compiled per-tile kernels (numba) on the CPU, a tile-binned eager-torch
+rasterizer on any other device (and on request).
 
-gsplat itself is imported only when the CUDA backend runs.
+gsplat and numba are imported only when their backend runs.
 """
 
 from gs_backend.raster.dispatch import rasterize, resolve_backend

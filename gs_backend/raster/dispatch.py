@@ -7,21 +7,24 @@ from torch import Tensor
 
 from gs_backend.raster.types import ConcreteBackend, RasterBackend, RasterResult
 
-_BACKENDS = ("auto", "torch", "gsplat")
+_BACKENDS = ("auto", "numba", "torch", "gsplat")
 
 
 def resolve_backend(backend: RasterBackend, device: torch.device) -> ConcreteBackend:
     """Turn ``"auto"`` into a concrete backend for tensors on ``device``.
 
-    ``"auto"`` is gsplat for CUDA tensors when CUDA is available, the torch
-    rasterizer otherwise (CPU, MPS, ...). Asking for ``"gsplat"`` without CUDA
-    raises ``ValueError``.
+    ``"auto"`` is gsplat for CUDA tensors when CUDA is available, the compiled CPU
+    rasterizer (``"numba"``) for CPU tensors and the torch rasterizer on other
+    devices (MPS): numba runs on the CPU only (it copies tensors from elsewhere).
+    Asking for ``"gsplat"`` without CUDA raises ``ValueError``.
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown rasterizer backend {backend!r}; expected one of {_BACKENDS}")
     on_cuda = device.type == "cuda" and torch.cuda.is_available()
     if backend == "auto":
-        return "gsplat" if on_cuda else "torch"
+        if on_cuda:
+            return "gsplat"
+        return "numba" if device.type == "cpu" else "torch"
     if backend == "gsplat" and not on_cuda:
         why = "CUDA is not available" if not torch.cuda.is_available() else (
             f"the tensors are on {device}, not on a CUDA device")
@@ -50,7 +53,7 @@ def rasterize(
 ) -> RasterResult:
     """Render Gaussians into one pinhole view with gsplat 1.5's semantics (DESIGN contract 3).
 
-    Both backends render the same thing: EWA projection with the clamped
+    All backends render the same thing: EWA projection with the clamped
     Jacobian, ``eps2d`` blur, near/far culling, opacity-aware bounding boxes,
     depth-sorted front-to-back compositing with ``alpha = min(0.999, o exp(-sigma))``,
     skips below 1/255 and the stop before transmittance reaches 1e-4; the
@@ -68,7 +71,8 @@ def rasterize(
         eps2d: added to the diagonal of every 2D covariance, pixels^2.
         antialiased: gsplat's ``rasterize_mode="antialiased"``.
         with_depth: also return the expected depth (gsplat's "ED").
-        backend: ``"auto"``, ``"torch"`` or ``"gsplat"`` (see :func:`resolve_backend`).
+        backend: ``"auto"``, ``"numba"``, ``"torch"`` or ``"gsplat"`` (see
+            :func:`resolve_backend`).
 
     Returns:
         :class:`RasterResult` with float32 tensors on the input device.
@@ -97,6 +101,10 @@ def rasterize(
         from gs_backend.raster.gsplat_cuda import rasterize_gsplat
 
         return rasterize_gsplat(*args, **options)
+    if chosen == "numba":
+        from gs_backend.raster.numba_tiles import rasterize_numba
+
+        return rasterize_numba(*args, **options)
     from gs_backend.raster.torch_tiles import rasterize_torch
 
     with torch.no_grad():
@@ -126,7 +134,7 @@ def _empty_view(
     n_colors: int, width: int, height: int, background: Tensor | None, with_depth: bool,
     device: torch.device,
 ) -> RasterResult:
-    """What both backends render without any Gaussian: background, alpha 0, depth 0."""
+    """What every backend renders without any Gaussian: background, alpha 0, depth 0."""
     colors = torch.zeros(height, width, n_colors, dtype=torch.float32, device=device)
     if background is not None:
         colors += background

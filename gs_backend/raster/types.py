@@ -1,4 +1,4 @@
-"""Result type and mode names shared by both rasterizer backends."""
+"""Result type and mode names shared by the rasterizer backends."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import Literal
 
 from torch import Tensor
 
-RasterBackend = Literal["auto", "torch", "gsplat"]
+RasterBackend = Literal["auto", "numba", "torch", "gsplat"]
 """Which rasterizer runs: ``"auto"`` picks gsplat for CUDA tensors when CUDA is
-available and the pure-torch tile rasterizer everywhere else."""
+available, the compiled CPU rasterizer (numba) for CPU tensors and the pure-torch
+tile rasterizer on any other device (Apple's MPS)."""
 
-ConcreteBackend = Literal["torch", "gsplat"]
+ConcreteBackend = Literal["numba", "torch", "gsplat"]
 """A backend after ``"auto"`` has been resolved."""
 
 
