@@ -5,7 +5,7 @@ look at the kept set's centre (per-axis median of the kept centres) from directi
 spread around its longest principal axis, slightly raised, far enough that a sphere
 holding 99% of the kept centres fills most of the view. The left panel renders only
 the kept Gaussians, the right panel only the removed (usable) ones, from the same
-camera, with the project's torch rasterizer on the CPU (the same semantics as a render).
+camera, with the project's CPU rasterizer (the same semantics as a render).
 The removed panel shows the removed Gaussians within the orbit (no further from the
 centre than the cameras): what was cut near the tool (floaters, floor, halo). The far
 background is left out, which also keeps the sheet quick for captures of millions of
@@ -148,7 +148,7 @@ def _render(g: Gaussians, camera: OrbitCamera, panel: int) -> np.ndarray:
                        torch.as_tensor(w2c, dtype=torch.float32),
                        torch.as_tensor(camera.K, dtype=torch.float32), panel, panel,
                        background=torch.tensor(BACKGROUND_RGB, dtype=torch.float32),
-                       near=camera.distance * 1e-3, backend="torch")
+                       near=camera.distance * 1e-3)
     rgb = result.colors.clamp(0, 1).mul(255).round().to(torch.uint8)
     return rgb.numpy()
 
