@@ -83,7 +83,7 @@ def test_listening_line_token_file_and_http_on_loopback(sidecar, tmp_path) -> No
     assert len(sidecar.token) >= 22  # >= 128 bits in URL-safe base64
 
     health = parse_health(httpx.get(listening.url + "/v1/health", timeout=WAIT_S).json())
-    assert health.status == "ok" and health.device == "cpu" and health.rasterizer == "torch"
+    assert health.status == "ok" and health.device == "cpu" and health.rasterizer == "numba"
     assert httpx.get(listening.url + "/openapi.json", timeout=WAIT_S).status_code == 200
     for headers in ({}, bearer_header("wrong")):
         r = httpx.post(listening.url + "/v1/preview", json={}, headers=headers, timeout=WAIT_S)
