@@ -42,14 +42,19 @@ def host_tag() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this id exists on this host (or may: no permission)."""
+    """True when a process with this id runs on this host (or may: no permission to
+    ask). A zombie (exited, not yet reaped by its parent) is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or it just went
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:
