@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import threading
@@ -20,6 +21,11 @@ from typing import TYPE_CHECKING
 
 from gs_backend import __version__, interrupt
 from gs_backend.camera_path.command import add_camera_path_parser, run_camera_path_command
+from gs_backend.cluster.command import (
+    add_cluster_parsers,
+    run_finalize_command,
+    run_status_command,
+)
 from gs_backend.replay.command import add_replay_parser, run_replay_command
 from gs_contract.errors import InputError
 from gs_contract.protocol import ErrorEvent, ExitCode
@@ -53,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--frames", default=None, metavar="A:B",
                         help="render frames A..B-1 of the scenario's list (0-based, "
                              "Python slice; 'A:' and ':B' work, and a single index A)")
-    render.add_argument("--shard", default=None, metavar="I/N",
+    render.add_argument("--shard", default=None, metavar="I/N|auto",
                         help="render every N-th of the selected frames starting at I "
-                             "(0 <= I < N); N shards into one folder make one dataset")
+                             "(0 <= I < N); N shards into one folder make one dataset. "
+                             "auto: I/N of this Slurm or SGE array task (docs/cluster.md)")
     render.add_argument("--overwrite", action="store_true",
                         help="replace a dataset of a different scenario in --out")
     render.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
@@ -67,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(sub)
     add_camera_path_parser(sub)
     _add_evaluate_parser(sub)
+    add_cluster_parsers(sub)
     return parser
 
 
@@ -143,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "evaluate":
         return _run_guarded(lambda: _evaluate(args), jsonl=False,
                             interrupted=FILES_INTERRUPTED_MESSAGE)
+    if args.command == "status":
+        return _run_guarded(lambda: run_status_command(args), jsonl=False)
+    if args.command == "finalize":
+        return _run_guarded(lambda: run_finalize_command(args), jsonl=False)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
@@ -242,6 +254,10 @@ def parse_selection(frames: str | None, shard: str | None, total: int) -> FrameS
             raise InputError("--frames", None,
                              f"{frames!r} selects no frames of the scenario's {total}")
     shard_index, shard_count = 0, 1
+    if shard is not None and shard.strip().lower() == "auto":
+        from gs_backend.cluster.scheduler import shard_from_environment
+
+        shard = "{}/{}".format(*shard_from_environment(os.environ))
     if shard is not None:
         m = _SHARD.match(shard)
         if not m:

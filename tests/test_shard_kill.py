@@ -45,7 +45,7 @@ def run_shards(scenario, out, kill_at: list[int | None]) -> list[int]:
 
 
 @pytest.mark.parametrize("kill_at", [
-    [1, 7, 30],  # inside the claim's lock; mid-frame; while assembling (lock held)
+    [1, 7, 13],  # inside the claim's lock; mid-frame; while assembling (lock held)
     "seeded",
 ])
 def test_killed_shards_then_rerun_equal_a_single_process_render(reference, tmp_path,

@@ -56,8 +56,8 @@ class LockHolder:
         return self.age_s > STALE_AFTER_S
 
     def to_json(self) -> dict[str, Any]:
-        return {"host": self.host, "pid": self.pid, "age_s": round(self.age_s, 1),
-                "stale": self.is_stale()}
+        age = round(self.age_s, 1) if self.age_s != float("inf") else None
+        return {"host": self.host, "pid": self.pid, "age_s": age, "stale": self.is_stale()}
 
 
 def read_holder(lock_file: Path) -> LockHolder | None:

@@ -27,7 +27,7 @@ from gs_backend import interrupt
 from gs_backend.dataset.assemble import assemble_dataset, finished_records, write_scenario_copy
 from gs_backend.dataset.frame_outputs import FrameJob, write_frame, write_output
 from gs_backend.dataset.output_folder import claim_output_folder
-from gs_backend.dataset.shard_state import last_device, write_run_state
+from gs_backend.dataset.shard_state import run_devices, write_run_state
 from gs_backend.dataset.split import assign_splits
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
 from gs_backend.progress import Progress
@@ -169,9 +169,9 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
                 future.cancel()
             raise
 
-    write_run_state(layout, *run_state, started=started, finished=time.time())
     manifest = assemble_dataset(layout, scenario, fingerprint,
-                                {"device": last_device(layout) or str(options.device)})
+                                {"device": run_devices(layout) or str(options.device)})
+    write_run_state(layout, *run_state, started=started, finished=time.time())
     interrupt.checkpoint()
     summary = DoneEvent(
         out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),

@@ -51,7 +51,8 @@ def read_run_states(layout: DatasetLayout) -> list[dict[str, Any]]:
     return sorted(valid, key=lambda s: s.get("started") or 0.0)
 
 
-def last_device(layout: DatasetLayout) -> str | None:
-    """The device of the run that finished last (what its manifest named), if any."""
-    done = [s for s in read_run_states(layout) if s.get("finished")]
-    return max(done, key=lambda s: s["finished"])["device"] if done else None
+def run_devices(layout: DatasetLayout) -> str | None:
+    """The devices every run of the folder used, sorted and comma-separated (what the
+    manifest names): the same whichever run, or ``finalize``, writes the manifest."""
+    devices = sorted({str(s.get("device")) for s in read_run_states(layout)})
+    return ", ".join(devices) or None
