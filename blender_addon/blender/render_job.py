@@ -76,11 +76,12 @@ def render_settings(context: Context) -> tuple[str, str]:
 def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None = None,
                      overwrite: bool = False, report: Report | None = None,
                      backend_command: str | None = None, device: str | None = None,
-                     frames: str | None = None) -> RenderJob:
+                     frames: str | None = None, shard: str | None = None) -> RenderJob:
     """Export the scene into ``<output folder>/scenario.json`` and start the backend.
 
     ``out_dir`` defaults to ``Scene.gsds.output_dir``; ``backend_command`` / ``device``
-    to the add-on preferences; ``frames`` ('ALL'/'KEYFRAMES') to ``Scene.gsds.frames``.
+    to the add-on preferences; ``frames`` ('ALL'/'KEYFRAMES') to ``Scene.gsds.frames``;
+    ``shard`` ('I/N' or 'auto') is passed to the backend as ``--shard``.
 
     Raises:
         ScenarioExportError: the scene cannot be exported, or the output folder holds
@@ -105,7 +106,7 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
     pref_command, pref_device = render_settings(context)
     process = submit(scenario, out,
                      command=pref_command if backend_command is None else backend_command,
-                     device=device or pref_device, overwrite=overwrite)
+                     device=device or pref_device, overwrite=overwrite, shard=shard)
     job = RenderJob(process, out, report=report)
     _active_job = job
     session = session_state(context)

@@ -65,7 +65,7 @@ def check_output_folder(out_dir: Path, scenario_text: str, *, overwrite: bool) -
 
 
 def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, device: str,
-           overwrite: bool) -> BackendJob:
+           overwrite: bool, shard: str | None = None) -> BackendJob:
     """Check the folder, write ``<out>/scenario.json`` and start the backend on it.
 
     Raises:
@@ -78,7 +78,7 @@ def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, devi
     path = scenario_file(out_dir)
     write_text_atomic(path, text)
     return BackendJob.start_render(command, path, out_dir, device=device,
-                                   overwrite=overwrite, fingerprint=fingerprint)
+                                   overwrite=overwrite, fingerprint=fingerprint, shard=shard)
 
 
 def first_image(out_dir: Path) -> Path | None:
