@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "line on stdout; none: quiet (default: bar)")
     render.add_argument("--rasterizer", choices=("auto", "torch", "gsplat"), default="auto",
                         help="auto: gsplat on CUDA, the torch rasterizer elsewhere")
+    render.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="render on a Ray cluster: one worker per GPU (per CPU with "
+                             "--device cpu), frames handed out as workers free up. ADDRESS: "
+                             "the cluster (default: RAY_ADDRESS, else a local one). Needs "
+                             "the [ray] extra; see docs/cluster.md")
+    render.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                        help="with --ray: how many workers (default: one per GPU or CPU)")
     _add_extract_parser(sub)
     add_replay_parser(sub)
     add_camera_path_parser(sub)
@@ -219,10 +226,20 @@ def _render(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     selection = parse_selection(args.frames, args.shard, len(scenario.frames))
+    progress = make_progress(args.progress)
+    if args.ray is not None or args.ray_workers is not None:
+        from gs_backend.cluster.ray_render import render_dataset_ray
+
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise InputError("--ray-workers", None, f"need N >= 1, got {args.ray_workers}")
+        render_dataset_ray(scenario, args.out, selection, device=args.device,
+                           overwrite=args.overwrite, rasterizer=args.rasterizer,
+                           progress=progress, address=args.ray or None,
+                           workers=args.ray_workers)
+        return ExitCode.OK
     device = resolve_device(args.device)
     if args.rasterizer == "gsplat" and device.type != "cuda":
         raise InputError("--rasterizer", None, "gsplat needs a CUDA device (--device cuda)")
-    progress = make_progress(args.progress)
     options = RenderOptions(out_dir=args.out, device=device, selection=selection,
                             overwrite=args.overwrite, backend=args.rasterizer)
     render_dataset(scenario, options, progress)
