@@ -175,3 +175,15 @@ def test_run_states_name_their_selection(reference, tmp_path):
     # frame_0001 is outside the slice; 0002 and 0004 belong to the slice's shard 0/2.
     assert [m["shards"] for m in st["missing"]] == [
         [], ["1: 0/2 (not started)"], ["1: 0/2 (not started)"]]
+
+
+def test_ray_missing_is_one_clear_line(reference, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    scenario, _ = reference
+    assert render(scenario, tmp_path / "o", "--ray") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gs-backend: error: --ray: Ray is not installed: "
+                   "pip install 'gs-dataset-studio[ray]' (or ray)"]
+    assert not (tmp_path / "o").exists()
