@@ -95,3 +95,19 @@ def test_a_run_whose_workers_all_die_resumes(cluster, tmp_path):
     assert 1 <= len(records) < FRAMES
     assert render_ray(scenario, out) == 0
     assert_same_dataset(whole, out)
+
+
+def test_a_bad_asset_is_one_line_and_leaves_the_folder_untouched(cluster, tmp_path, capsys):
+    """A worker that cannot load an asset: exit 2 naming the file, as without Ray."""
+    import shutil
+
+    scenario, _ = cluster
+    folder = tmp_path / "bad"
+    shutil.copytree(scenario.parent / "assets", folder / "assets")
+    shutil.copy(scenario, folder / "scenario.json")
+    (folder / "assets" / "tool.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\n")
+    capsys.readouterr()
+    assert render_ray(folder / "scenario.json", folder / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tool.ply" in err[0] and "assets.tool.ply" in err[0], err
+    assert not (folder / "out").exists()

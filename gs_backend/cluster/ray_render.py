@@ -62,8 +62,15 @@ class FrameWorker:
         if device == "cpu":
             torch.set_num_threads(max(1, cpu_threads))
         self.device = torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
-        self.scenario = load_scenario(Path(scenario_path))
-        self.assets = prepare_assets(self.scenario, self.device)
+        # Bad input is kept for info() to report: raised here it would reach the driver
+        # as a dead actor, without the InputError's one-line message.
+        self.error: InputError | None = None
+        try:
+            self.scenario = load_scenario(Path(scenario_path))
+            self.assets = prepare_assets(self.scenario, self.device)
+        except InputError as exc:
+            self.error = exc
+            return
         self.renderer = FrameRenderer(self.scenario, self.assets, self.device,
                                       rasterizer)  # type: ignore[arg-type]
         self.layout = DatasetLayout(Path(out_dir))
@@ -73,7 +80,10 @@ class FrameWorker:
                                     self.scenario.output.split_seed)
 
     def info(self) -> dict[str, Any]:
-        """What the driver reports: Gaussians loaded and non-finite ones dropped."""
+        """What the driver reports: Gaussians loaded and non-finite ones dropped; or the
+        bad input met (see :func:`_error_fields`)."""
+        if self.error is not None:
+            return _error_fields(self.error)
         return {"gaussians": {n: a.gaussians.count for n, a in self.assets.items()},
                 "non_finite": {n: a.non_finite for n, a in self.assets.items() if a.non_finite}}
 
@@ -83,8 +93,11 @@ class FrameWorker:
 
         frame = self.scenario.frames[index]
         images = self.renderer.render(frame)
-        record = write_frame(FrameJob(self.layout, self.scenario, self.fingerprint, frame,
-                                      self.splits[frame.name], images))
+        try:
+            record = write_frame(FrameJob(self.layout, self.scenario, self.fingerprint, frame,
+                                          self.splits[frame.name], images))
+        except InputError as exc:  # an unwritable file, named
+            return _error_fields(exc)
         return {"name": frame.name, "split": record["split"],
                 "instances": sum(i["labelled"] for i in record["instances"])}
 
@@ -213,14 +226,19 @@ def _start_workers(ray: Any, scenario: Scenario, layout: DatasetLayout, fingerpr
             for i in range(count)]
 
 
+def _error_fields(exc: InputError) -> dict[str, Any]:
+    """An InputError as plain data (it does not survive pickling: its constructor takes
+    three arguments), for :func:`_gather` to raise again on the driver."""
+    return {"input_error": [exc.source, exc.field, exc.problem]}
+
+
 def _gather(ray: Any, refs: list[Any]) -> list[Any]:
-    """``ray.get`` that turns a worker's InputError back into one (bad input)."""
-    try:
-        return ray.get(refs)
-    except ray.exceptions.RayTaskError as exc:
-        if isinstance(exc.cause, InputError):
-            raise exc.cause from None
-        raise
+    """``ray.get``, raising a worker's InputError again on the driver."""
+    results = ray.get(refs)
+    for result in results:
+        if "input_error" in result:
+            raise InputError(*result["input_error"])
+    return results
 
 
 def _dispatch(ray: Any, actors: list[Any], indices: list[int], on_frame: Any,
