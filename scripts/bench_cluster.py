@@ -11,7 +11,8 @@ process or cluster start-up excluded; they are reported apart):
   ray 2 x 1          - ``--ray``, 2 workers of 1 CPU each (a 2-CPU local Ray cluster)
 
 Scaling = throughput(2 workers) / throughput(1 worker); the distributed path's per-frame
-overhead = s/frame(ray 1 x 1) - s/frame(single, 1 thread). The configurations run in
+overhead = s/frame(ray 1 x 1) - s/frame(single, 1 thread), and its pure dispatch cost =
+one task round trip to an actor that does nothing. The configurations run in
 interleaved rounds and each keeps its fastest round. The machine is shared: the load
 average is printed before and after; read the ratios, not the absolute figures.
 
@@ -112,6 +113,26 @@ def ray_run(scenario: Path, out: Path, workers: int) -> tuple[float, float]:
     return clock.t_end - clock.t_start, started
 
 
+def ray_round_trip(calls: int = 300) -> float:
+    """Seconds per task round trip (submit, run, result back) to one local Ray actor."""
+    import ray
+
+    class _Echo:  # local: Ray ships it by value (the workers cannot import this script)
+        def frame(self, index: int) -> dict[str, int]:
+            return {"index": index}
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        echo = ray.remote(_Echo).remote()
+        ray.get(echo.frame.remote(0))  # started
+        t0 = time.perf_counter()
+        for i in range(calls):
+            ray.get(echo.frame.remote(i))
+        return (time.perf_counter() - t0) / calls
+    finally:
+        ray.shutdown()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
@@ -145,12 +166,14 @@ def main() -> int:
             rows[name] = {"s_per_frame": round(seconds / w.frames, 4),
                           "frames_per_s": round(w.frames / seconds, 3),
                           "cluster_start_s": None if startup is None else round(startup, 2)}
+        round_trip = ray_round_trip()
     fps = {name: r["frames_per_s"] for name, r in rows.items()}
     summary = {
         "scaling_shards_2_vs_single_1": round(fps["shards 2 x 1"] / fps["single, 1 thread"], 3),
         "scaling_ray_2_vs_ray_1": round(fps["ray 2 x 1"] / fps["ray 1 x 1"], 3),
         "ray_overhead_s_per_frame": round(rows["ray 1 x 1"]["s_per_frame"]
                                           - rows["single, 1 thread"]["s_per_frame"], 4),
+        "ray_round_trip_ms": round(round_trip * 1000, 3),
     }
     machine = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
                "torch": torch.__version__, "cpus": os.cpu_count(),
