@@ -152,7 +152,8 @@ def render_dataset_ray(scenario: Scenario, out_dir: Path, selection: FrameSelect
         started = time.time()
         run_state = (selection.start, selection.stop, selection.shard_index,
                      selection.shard_count, kind)
-        write_run_state(layout, *run_state, started=started)
+        if todo:
+            write_run_state(layout, *run_state, started=started)
         write_scenario_copy(layout, scenario)
         skipped = len(selected) - len(todo)
         info = infos[0] if infos else {"gaussians": {}, "non_finite": {}}
@@ -183,7 +184,8 @@ def render_dataset_ray(scenario: Scenario, out_dir: Path, selection: FrameSelect
 
     manifest = assemble_dataset(layout, scenario, fingerprint,
                                 {"device": run_devices(layout) or kind})
-    write_run_state(layout, *run_state, started=started, finished=time.time())
+    if todo:  # a run with nothing to do leaves the record of the one that did
+        write_run_state(layout, *run_state, started=started, finished=time.time())
     interrupt.checkpoint()
     summary = DoneEvent(
         out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),

@@ -109,7 +109,8 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
         todo = [f for f in selected if f.name not in done]
     sel, started = options.selection, time.time()
     run_state = (sel.start, sel.stop, sel.shard_index, sel.shard_count, str(options.device))
-    write_run_state(layout, *run_state, started=started)
+    if todo:
+        write_run_state(layout, *run_state, started=started)
     write_scenario_copy(layout, scenario)  # so `status` and `finalize` know the frames
     skipped = len(selected) - len(todo)
     splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
@@ -171,7 +172,8 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
 
     manifest = assemble_dataset(layout, scenario, fingerprint,
                                 {"device": run_devices(layout) or str(options.device)})
-    write_run_state(layout, *run_state, started=started, finished=time.time())
+    if todo:  # a run with nothing to do leaves the record of the one that did
+        write_run_state(layout, *run_state, started=started, finished=time.time())
     interrupt.checkpoint()
     summary = DoneEvent(
         out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),
