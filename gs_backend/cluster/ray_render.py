@@ -18,6 +18,7 @@ records, the same dataset files byte for byte. Ray is an optional dependency
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -36,6 +37,10 @@ from gs_contract.protocol import DoneEvent, FrameEvent, LogEvent, StartEvent
 from gs_contract.scenario import Scenario, check_frame_memory
 
 ACTOR_NAME_PREFIX = "gs-frame-worker"
+# Frames in flight per worker: while one frame's labels are derived, encoded and written
+# (a second actor thread), the next one renders, as the single-process render overlaps
+# them with its writer threads.
+FRAMES_PER_WORKER = 2
 INSTALL_HINT = "Ray is not installed: pip install 'gs-dataset-studio[ray]' (or ray)"
 
 
@@ -78,6 +83,7 @@ class FrameWorker:
         self.splits = assign_splits([f.name for f in self.scenario.frames],
                                     self.scenario.output.val_fraction,
                                     self.scenario.output.split_seed)
+        self.render_lock = threading.Lock()  # one frame renders at a time; writes overlap
 
     def info(self) -> dict[str, Any]:
         """What the driver reports: Gaussians loaded and non-finite ones dropped; or the
@@ -92,7 +98,8 @@ class FrameWorker:
         from gs_backend.dataset.frame_outputs import FrameJob, write_frame
 
         frame = self.scenario.frames[index]
-        images = self.renderer.render(frame)
+        with self.render_lock:
+            images = self.renderer.render(frame)
         try:
             record = write_frame(FrameJob(self.layout, self.scenario, self.fingerprint, frame,
                                           self.splits[frame.name], images))
@@ -222,7 +229,8 @@ def _start_workers(ray: Any, scenario: Scenario, layout: DatasetLayout, fingerpr
         threads = max(1, slots // count)
         options = {"num_cpus": threads}
     actor_class = ray.remote(FrameWorker)
-    return [actor_class.options(name=f"{ACTOR_NAME_PREFIX}-{i}", **options).remote(
+    return [actor_class.options(name=f"{ACTOR_NAME_PREFIX}-{i}",
+                                max_concurrency=FRAMES_PER_WORKER, **options).remote(
                 str(scenario.path.resolve()), str(layout.root.resolve()), fingerprint, kind,
                 rasterizer, threads)
             for i in range(count)]
@@ -245,12 +253,13 @@ def _gather(ray: Any, refs: list[Any]) -> list[Any]:
 
 def _dispatch(ray: Any, actors: list[Any], indices: list[int], on_frame: Any,
               progress: Progress) -> None:
-    """Hand frame ``indices`` to idle ``actors`` until all are written. A dead actor's
-    frame goes back to the queue; with no actor left, raise InputError."""
+    """Hand frame ``indices`` to ``actors`` (``FRAMES_PER_WORKER`` each at a time) until
+    all are written. A dead actor's frames go back to the queue; with no actor left,
+    raise InputError."""
     queue = deque(indices)
-    idle = list(actors)
+    idle = [a for a in actors for _ in range(FRAMES_PER_WORKER)]  # free slots
     pending: dict[Any, tuple[Any, int]] = {}
-    alive = len(actors)
+    dead: set[int] = set()
     while queue or pending:
         while idle and queue:
             actor, index = idle.pop(), queue.popleft()
@@ -262,8 +271,12 @@ def _dispatch(ray: Any, actors: list[Any], indices: list[int], on_frame: Any,
             try:
                 summary = _gather(ray, [ref])[0]
             except ray.exceptions.RayActorError as exc:
-                alive -= 1
                 queue.appendleft(index)
+                if id(actor) in dead:
+                    continue
+                dead.add(id(actor))
+                idle = [a for a in idle if id(a) not in dead]
+                alive = len(actors) - len(dead)
                 progress.emit(LogEvent("warning", f"a Ray worker died ({alive} left): "
                                                   f"{str(exc).splitlines()[0]}"))
                 if alive == 0:
