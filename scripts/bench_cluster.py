@@ -4,7 +4,7 @@ One scene (bench_render's CPU workload: 640x480, 200k Gaussians), the same frame
 configuration timed from its ``start`` event to its ``done`` event (asset loading and
 process or cluster start-up excluded; they are reported apart):
 
-  single, 1 thread   - ``render_dataset`` in this process, torch on 1 thread
+  single, 1 thread   - one ``gs-backend render`` process, torch on 1 thread
   single, 2 threads  - the same on 2 threads (what a plain ``gs-backend render`` does here)
   shards 2 x 1       - two ``gs-backend render --shard i/2`` processes, 1 thread each
   ray 1 x 1          - ``--ray``, 1 worker of 1 CPU (a 1-CPU local Ray cluster)
@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_render import WORKLOADS, Workload, build_scene
 
-from gs_backend.dataset.render_run import FrameSelection, RenderOptions, render_dataset
+from gs_backend.dataset.render_run import FrameSelection
 from gs_contract.atomic import write_text_atomic
 from gs_contract.protocol import DoneEvent, Event, StartEvent
 from gs_contract.scenario import load_scenario
@@ -59,17 +59,10 @@ class Clock:
             self.t_end = time.perf_counter()
 
 
-def single(scenario: Path, out: Path, threads: int) -> float:
-    """Render seconds of the whole scenario in this process."""
-    torch.set_num_threads(threads)
-    clock = Clock()
-    render_dataset(load_scenario(scenario), RenderOptions(out, torch.device("cpu")), clock)
-    return clock.t_end - clock.t_start
-
-
-def shards(scenario: Path, out: Path, count: int) -> float:
-    """Seconds from the first shard's ``start`` to the last one's ``done`` (1 thread each)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def processes(scenario: Path, out: Path, count: int, threads: int) -> float:
+    """Seconds from the first ``start`` event to the last ``done`` of ``count``
+    ``gs-backend render --shard i/count`` processes with ``threads`` torch threads each."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     procs = [subprocess.Popen(
         [sys.executable, "-m", "gs_backend", "render", str(scenario), "--out", str(out),
          "--device", "cpu", "--progress", "jsonl", "--shard", f"{i}/{count}"],
@@ -149,9 +142,9 @@ def main() -> int:
               f"{w.width}x{w.height} ...", file=sys.stderr)
         scenario = build_scene(folder, w)
         runs = {
-            "single, 1 thread": lambda out: (single(scenario, out, 1), None),
-            "single, 2 threads": lambda out: (single(scenario, out, 2), None),
-            "shards 2 x 1": lambda out: (shards(scenario, out, 2), None),
+            "single, 1 thread": lambda out: (processes(scenario, out, 1, 1), None),
+            "single, 2 threads": lambda out: (processes(scenario, out, 1, 2), None),
+            "shards 2 x 1": lambda out: (processes(scenario, out, 2, 1), None),
             "ray 1 x 1": lambda out: ray_run(scenario, out, 1),
             "ray 2 x 1": lambda out: ray_run(scenario, out, 2),
         }
