@@ -18,13 +18,14 @@ STAMP := $(VENV)/.setup-done
 
 setup: $(STAMP) $(BLENDER_STAMP) contract-wheel
 
+# ray: the optional extra, installed so that `make test` runs the Ray tests.
 # lpips: the reference LPIPS, a test oracle only; --no-deps because its torchvision would
 # not import on CPU torch (tests/test_evaluate_lpips.py stands in for torchvision).
 $(STAMP): pyproject.toml requirements/torch-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	$(PY) -m pip install -q --no-deps lpips==0.1.4
 	touch $@
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import threading
@@ -20,6 +21,11 @@ from typing import TYPE_CHECKING
 
 from gs_backend import __version__, interrupt
 from gs_backend.camera_path.command import add_camera_path_parser, run_camera_path_command
+from gs_backend.cluster.command import (
+    add_cluster_parsers,
+    run_finalize_command,
+    run_status_command,
+)
 from gs_backend.replay.command import add_replay_parser, run_replay_command
 from gs_contract.errors import InputError
 from gs_contract.protocol import ErrorEvent, ExitCode
@@ -53,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--frames", default=None, metavar="A:B",
                         help="render frames A..B-1 of the scenario's list (0-based, "
                              "Python slice; 'A:' and ':B' work, and a single index A)")
-    render.add_argument("--shard", default=None, metavar="I/N",
+    render.add_argument("--shard", default=None, metavar="I/N|auto",
                         help="render every N-th of the selected frames starting at I "
-                             "(0 <= I < N); N shards into one folder make one dataset")
+                             "(0 <= I < N); N shards into one folder make one dataset. "
+                             "auto: I/N of this Slurm or SGE array task (docs/cluster.md)")
     render.add_argument("--overwrite", action="store_true",
                         help="replace a dataset of a different scenario in --out")
     render.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
@@ -66,11 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: gsplat on CUDA, the compiled CPU rasterizer (numba) on the "
                              "CPU, the torch rasterizer on MPS; torch: the eager-torch tile "
                              "rasterizer on any device (see docs/rendering.md)")
+    render.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="render on a Ray cluster: one worker per GPU (per CPU with "
+                             "--device cpu), frames handed out as workers free up. ADDRESS: "
+                             "the cluster (default: RAY_ADDRESS, else a local one). Needs "
+                             "the [ray] extra; see docs/cluster.md")
+    render.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                        help="with --ray: how many workers (default: one per GPU or CPU)")
     _add_extract_parser(sub)
     add_replay_parser(sub)
     add_camera_path_parser(sub)
     _add_evaluate_parser(sub)
     _add_serve_parser(sub)
+    add_cluster_parsers(sub)
     return parser
 
 
@@ -167,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                             interrupted=FILES_INTERRUPTED_MESSAGE)
     if args.command == "serve":
         return _run_guarded(lambda: _serve(args), jsonl=False, interrupted="interrupted")
+    if args.command == "status":
+        return _run_guarded(lambda: run_status_command(args), jsonl=False)
+    if args.command == "finalize":
+        return _run_guarded(lambda: run_finalize_command(args), jsonl=False)
     return _run_guarded(lambda: _render(args), jsonl=args.progress == "jsonl")
 
 
@@ -231,10 +250,20 @@ def _render(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     selection = parse_selection(args.frames, args.shard, len(scenario.frames))
+    progress = make_progress(args.progress)
+    if args.ray is not None or args.ray_workers is not None:
+        from gs_backend.cluster.ray_render import render_dataset_ray
+
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise InputError("--ray-workers", None, f"need N >= 1, got {args.ray_workers}")
+        render_dataset_ray(scenario, args.out, selection, device=args.device,
+                           overwrite=args.overwrite, rasterizer=args.rasterizer,
+                           progress=progress, address=args.ray or None,
+                           workers=args.ray_workers)
+        return ExitCode.OK
     device = resolve_device(args.device)
     if args.rasterizer == "gsplat" and device.type != "cuda":
         raise InputError("--rasterizer", None, "gsplat needs a CUDA device (--device cuda)")
-    progress = make_progress(args.progress)
     options = RenderOptions(out_dir=args.out, device=device, selection=selection,
                             overwrite=args.overwrite, backend=args.rasterizer)
     render_dataset(scenario, options, progress)
@@ -279,6 +308,10 @@ def parse_selection(frames: str | None, shard: str | None, total: int) -> FrameS
             raise InputError("--frames", None,
                              f"{frames!r} selects no frames of the scenario's {total}")
     shard_index, shard_count = 0, 1
+    if shard is not None and shard.strip().lower() == "auto":
+        from gs_backend.cluster.scheduler import shard_from_environment
+
+        shard = "{}/{}".format(*shard_from_environment(os.environ))
     if shard is not None:
         m = _SHARD.match(shard)
         if not m:

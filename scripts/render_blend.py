@@ -4,6 +4,7 @@ With the bpy module (Blender as a Python module, e.g. the checkout's ``.venv-ble
 
     python scripts/render_blend.py scene.blend --out DIR [--backend CMD] [--device auto]
                                    [--frames ALL|KEYFRAMES] [--overwrite]
+                                   [--shard I/N|auto]
     python scripts/render_blend.py a.blend b.blend --out DIR     # DIR/a/, DIR/b/
 
 With Blender itself (the .blend named before ``--python`` is already open)::
@@ -70,6 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                            "scene's setting)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a dataset of a different scenario in the folder")
+    parser.add_argument("--shard", default=None, metavar="I/N|auto",
+                        help="render every N-th frame starting at I into the folder, or "
+                             "'auto': this Slurm/SGE array task's share (docs/cluster.md)")
     return parser.parse_args(argv)
 
 
@@ -109,7 +113,7 @@ def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespa
     try:
         job = jobs.start_render_job(context, out_dir=out_dir, overwrite=args.overwrite,
                                     backend_command=backend, device=args.device,
-                                    frames=args.frames)
+                                    frames=args.frames, shard=args.shard)
     except (builder.ScenarioExportError, CameraConversionError) as exc:
         return ExitCode.BAD_INPUT, f"export failed: {exc}"
     except OSError as exc:

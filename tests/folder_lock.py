@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from gs_backend.dataset.lock import file_lock
 from gs_contract.dataset import DatasetLayout
 
 
@@ -13,14 +14,6 @@ from gs_contract.dataset import DatasetLayout
 def folder_locked(out: Path) -> Iterator[None]:
     """Hold the output folder's lock. A run needs it to assemble its dataset, so while it
     is held no run can finish: a signal sent meanwhile always finds the run going, however
-    slow or fast the machine (no race with the clock). POSIX only."""
-    import fcntl
-
-    layout = DatasetLayout(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(layout.lock_file, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    slow or fast the machine (no race with the clock)."""
+    with file_lock(DatasetLayout(out).lock_file):
+        yield

@@ -78,14 +78,15 @@ def render_settings(context: Context) -> tuple[str, str]:
 def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None = None,
                      overwrite: bool = False, report: Report | None = None,
                      backend_command: str | None = None, device: str | None = None,
-                     frames: str | None = None) -> RenderJob:
+                     frames: str | None = None, shard: str | None = None) -> RenderJob:
     """Export the scene into ``<output folder>/scenario.json`` and start the backend:
     a job of the sidecar when one is connected (:func:`.sidecar_session.ready_client`),
     else a child process.
 
     ``out_dir`` defaults to ``Scene.gsds.output_dir``; ``backend_command`` / ``device``
     (child process only) to the add-on preferences; ``frames`` ('ALL'/'KEYFRAMES') to
-    ``Scene.gsds.frames``.
+    ``Scene.gsds.frames``; ``shard`` ('I/N' or 'auto', e.g. from a job array) is passed to
+    a child backend as ``--shard`` (a shard always runs as a child process).
 
     Raises:
         ScenarioExportError: the scene cannot be exported, or the output folder holds
@@ -109,7 +110,7 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
                                 "output folder")
     out = Path(os.path.abspath(out_dir))
     scenario = build_scene_scenario(context, scenario_file(out), frames)
-    client = ready_client() if backend_command is None else None
+    client = ready_client() if backend_command is None and shard is None else None
     if client is not None:
         process: BackendJob | SidecarRenderJob = submit_to_sidecar(
             scenario, out, client=client, overwrite=overwrite)
@@ -118,7 +119,7 @@ def start_render_job(context: Context, *, out_dir: str | os.PathLike[str] | None
         pref_command, pref_device = render_settings(context)
         process = submit(scenario, out,
                          command=pref_command if backend_command is None else backend_command,
-                         device=device or pref_device, overwrite=overwrite)
+                         device=device or pref_device, overwrite=overwrite, shard=shard)
         starting = f"Starting the backend ({len(scenario['frames'])} frames)..."
     job = RenderJob(process, out, report=report)
     _active_job = job

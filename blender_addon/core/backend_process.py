@@ -119,14 +119,18 @@ def _is_python(program: str) -> bool:
 
 def render_argv(prefix: Sequence[str], scenario: str | os.PathLike[str],
                 out_dir: str | os.PathLike[str], *, device: str = "auto",
-                overwrite: bool = False, frames: str | None = None) -> list[str]:
-    """``PREFIX render SCENARIO --out DIR --progress jsonl --device D [--overwrite]``."""
+                overwrite: bool = False, frames: str | None = None,
+                shard: str | None = None) -> list[str]:
+    """``PREFIX render SCENARIO --out DIR --progress jsonl --device D [--overwrite]
+    [--frames A:B] [--shard I/N|auto]``."""
     argv = [*prefix, "render", str(scenario), "--out", str(out_dir),
             "--progress", "jsonl", "--device", device.lower()]
     if overwrite:
         argv.append("--overwrite")
     if frames:
         argv += ["--frames", frames]
+    if shard:
+        argv += ["--shard", shard]
     return argv
 
 
@@ -278,10 +282,10 @@ class BackendJob:
     def start_render(cls, command: str | None, scenario: str | os.PathLike[str],
               out_dir: str | os.PathLike[str], *, device: str = "auto",
               overwrite: bool = False, frames: str | None = None,
-              fingerprint: str | None = None) -> BackendJob:
+              fingerprint: str | None = None, shard: str | None = None) -> BackendJob:
         """Start ``command render scenario --out out_dir`` (see :func:`backend_argv`)."""
         argv = render_argv(backend_argv(command), scenario, out_dir, device=device,
-                           overwrite=overwrite, frames=frames)
+                           overwrite=overwrite, frames=frames, shard=shard)
         return cls(argv, env=backend_env(), out_dir=out_dir, fingerprint=fingerprint)
 
     # --- reader threads -------------------------------------------------------------

@@ -69,7 +69,7 @@ def check_output_folder(out_dir: Path, scenario_text: str, *, overwrite: bool) -
 
 
 def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, device: str,
-           overwrite: bool) -> BackendJob:
+           overwrite: bool, shard: str | None = None) -> BackendJob:
     """Check the folder, write ``<out>/scenario.json`` and start the backend on it.
 
     Raises:
@@ -79,7 +79,7 @@ def submit(scenario: dict[str, Any], out_dir: Path, *, command: str | None, devi
     """
     path, fingerprint = write_checked_scenario(scenario, out_dir, overwrite=overwrite)
     return BackendJob.start_render(command, path, out_dir, device=device,
-                                   overwrite=overwrite, fingerprint=fingerprint)
+                                   overwrite=overwrite, fingerprint=fingerprint, shard=shard)
 
 
 def submit_to_sidecar(scenario: dict[str, Any], out_dir: Path, *, client: SidecarClient,

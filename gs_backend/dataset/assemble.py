@@ -1,9 +1,11 @@
 """Dataset-wide files assembled from the per-frame records.
 
 ``manifest.json``, ``data.yaml`` and the COCO files are rebuilt from every
-finished frame record in the folder, under a lock. So several ``--shard`` runs
-into one folder, or a resumed run, always end with one consistent dataset: the
-last run to finish writes the complete files.
+finished frame record in the folder, under the folder lock: they are a pure function
+of the records present (and the bookkeeping), so several ``--shard`` runs into one
+folder, or a resumed run, always end with one consistent dataset: the last run to
+finish writes the complete files, and ``gs-backend finalize`` writes the same again.
+The manifest is written last, so a complete manifest vouches for the other files.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
         records = finished_records(layout, scenario, fingerprint)
         frames = [records[f.name] for f in scenario.frames if f.name in records]
         manifest = build_manifest(scenario, fingerprint, frames, extra)
-        write_output(layout.manifest, json.dumps(manifest, indent=1) + "\n")
         write_output(layout.data_yaml, data_yaml_text(layout.root, scenario.classes))
         if scenario.output.coco:
             for split in SPLITS:
                 doc = build_coco(scenario, [r for r in frames if r["split"] == split])
                 write_output(layout.coco(split), json.dumps(doc))
         write_scenario_copy(layout, scenario)
+        # Last: a manifest that says "complete" vouches for every file written before it.
+        write_output(layout.manifest, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from gs_backend.dataset.writes import write_file_atomic
 from gs_backend.frame_renderer import FrameImages
 from gs_backend.labels import (
     InstanceStats,
@@ -28,7 +29,7 @@ from gs_backend.labels import (
     yolo_label_text,
     yolo_segment_row,
 )
-from gs_contract.atomic import read_json_or_none, write_bytes_atomic
+from gs_contract.atomic import read_json_or_none
 from gs_contract.dataset import DatasetLayout, Split
 from gs_contract.errors import InputError
 from gs_contract.scenario import FrameSpec, InstanceSpec, OutputSettings, Scenario
@@ -162,7 +163,7 @@ def write_output(path: Path, data: bytes | str) -> None:
             what is already in the folder is untouched.
     """
     try:
-        write_bytes_atomic(path, data.encode("utf-8") if isinstance(data, str) else data)
+        write_file_atomic(path, data.encode("utf-8") if isinstance(data, str) else data)
     except OSError as exc:
         raise InputError(path, None, f"cannot write: {exc.strerror or exc} (finished "
                                      "frames are kept: fix this and run the same command "

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
-from gs_contract.atomic import write_text_atomic
+from gs_backend.dataset.lock import file_lock
+from gs_backend.dataset.writes import find_temp_files, temp_is_stale, write_file_atomic
 from gs_contract.dataset import (
     OWNED_DIRS,
     OWNED_FILES,
@@ -23,10 +24,6 @@ from gs_contract.dataset import (
     plan_output_folder,
 )
 from gs_contract.errors import InputError
-
-# A temp file this old belongs to a run that died (a frame's files take well under a
-# second to write); younger ones may be another shard's writes in flight.
-STALE_TEMP_AGE_S = 600.0
 
 
 def claim_output_folder(layout: DatasetLayout, fingerprint: str, *,
@@ -44,8 +41,8 @@ def claim_output_folder(layout: DatasetLayout, fingerprint: str, *,
             if plan == "replace":
                 remove_owned_outputs(layout)
             if plan != "resume":
-                write_text_atomic(layout.fingerprint_file, fingerprint + "\n")
-            _remove_stale_temp_files(layout)
+                write_file_atomic(layout.fingerprint_file, (fingerprint + "\n").encode())
+            remove_stale_temp_files(layout)
     except OSError as exc:
         raise InputError(layout.root, "--out", "cannot create or write the folder: "
                                                f"{exc.strerror or exc}") from None
@@ -54,23 +51,11 @@ def claim_output_folder(layout: DatasetLayout, fingerprint: str, *,
 
 @contextlib.contextmanager
 def folder_lock(layout: DatasetLayout) -> Iterator[None]:
-    """An exclusive advisory lock on the output folder (POSIX; a no-op elsewhere).
-
-    Creates the folder. The lock file is not one of our outputs, so
-    :func:`remove_owned_outputs` leaves it and every process locks the same file.
-    """
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with open(layout.lock_file, "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows: shards into one folder are not guarded there
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    """Hold the output folder's lock (:mod:`gs_backend.dataset.lock`: a lock file, safe on
+    NFS, taken over when its holder died). Creates the folder. The lock file is not one
+    of our outputs, so :func:`remove_owned_outputs` leaves it."""
+    with file_lock(layout.lock_file):
+        yield
 
 
 def remove_owned_outputs(layout: DatasetLayout) -> None:
@@ -81,19 +66,20 @@ def remove_owned_outputs(layout: DatasetLayout) -> None:
         (layout.root / name).unlink(missing_ok=True)
 
 
-def _remove_stale_temp_files(layout: DatasetLayout, max_age_s: float = STALE_TEMP_AGE_S) -> None:
-    """Temp files of a run that was killed hard (never under a final name), once they
-    are old enough not to be another running shard's writes in flight: in our folders,
-    and those of our files at the top (manifest, data.yaml, scenario.json)."""
-    root = layout.root
-    candidates = [tmp for name in OWNED_DIRS if (root / name).is_dir()
-                  for tmp in (root / name).rglob(".*.tmp")]
-    candidates += [tmp for name in (*OWNED_FILES, layout.scenario_copy.name)
-                   for tmp in root.glob(f".{name}.*.tmp")]
-    cutoff = time.time() - max_age_s
-    for tmp in candidates:
+def temp_files(layout: DatasetLayout) -> list[Path]:
+    """Every temp file of ours in the folder (writes in flight, or left by a killed run)."""
+    return find_temp_files(layout.root, OWNED_DIRS,
+                           (*OWNED_FILES, layout.scenario_copy.name, layout.lock_file.name))
+
+
+def remove_stale_temp_files(layout: DatasetLayout) -> int:
+    """Delete the temp files no live writer can still rename; return how many went."""
+    removed = 0
+    for tmp in temp_files(layout):
         try:
-            if tmp.stat().st_mtime < cutoff:
+            if temp_is_stale(tmp):
                 tmp.unlink()
+                removed += 1
         except FileNotFoundError:  # its writer renamed it meanwhile
             pass
+    return removed

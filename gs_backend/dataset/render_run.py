@@ -24,9 +24,10 @@ from typing import Any
 import torch
 
 from gs_backend import interrupt
-from gs_backend.dataset.assemble import assemble_dataset, finished_records
+from gs_backend.dataset.assemble import assemble_dataset, finished_records, write_scenario_copy
 from gs_backend.dataset.frame_outputs import FrameJob, write_frame, write_output
 from gs_backend.dataset.output_folder import claim_output_folder
+from gs_backend.dataset.shard_state import run_devices, write_run_state
 from gs_backend.dataset.split import assign_splits
 from gs_backend.frame_renderer import FrameRenderer, prepare_assets
 from gs_backend.progress import Progress
@@ -106,6 +107,11 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
             and plan != "resume":  # another shard claimed the folder meanwhile
         done = finished_records(layout, scenario, fingerprint)
         todo = [f for f in selected if f.name not in done]
+    sel, started = options.selection, time.time()
+    run_state = (sel.start, sel.stop, sel.shard_index, sel.shard_count, str(options.device))
+    if todo:
+        write_run_state(layout, *run_state, started=started)
+    write_scenario_copy(layout, scenario)  # so `status` and `finalize` know the frames
     skipped = len(selected) - len(todo)
     splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
                            scenario.output.split_seed)
@@ -164,7 +170,10 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
                 future.cancel()
             raise
 
-    manifest = assemble_dataset(layout, scenario, fingerprint, {"device": str(options.device)})
+    manifest = assemble_dataset(layout, scenario, fingerprint,
+                                {"device": run_devices(layout) or str(options.device)})
+    if todo:  # a run with nothing to do leaves the record of the one that did
+        write_run_state(layout, *run_state, started=started, finished=time.time())
     interrupt.checkpoint()
     summary = DoneEvent(
         out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),

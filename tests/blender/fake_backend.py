@@ -103,6 +103,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     render.add_argument("--device", default="auto")
     render.add_argument("--overwrite", action="store_true")
     render.add_argument("--frames", default=None)
+    render.add_argument("--shard", default=None)
     return parser.parse_args(argv)
 
 

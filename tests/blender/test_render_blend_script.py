@@ -218,3 +218,14 @@ def test_sigterm_stops_the_backend_at_once(blends, tmp_path):
     for pid in map(int, (out / "fake_backend_pids.txt").read_text().split()):
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z"
+
+
+def test_shard_goes_to_the_backend(blends, tmp_path):
+    """``--shard auto`` (a job-array task, docs/cluster.md) reaches ``gs-backend render``."""
+    good, _ = blends
+    out = tmp_path / "dataset"
+    proc = run_script([str(good), "--out", str(out), "--backend", fake(), "--shard", "auto"],
+                      tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    argv = json.loads((out / "fake_backend_argv.json").read_text())
+    assert argv[argv.index("--shard") + 1] == "auto"
