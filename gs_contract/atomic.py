@@ -19,7 +19,8 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-_FILE_MODE = _default_file_mode()
+# What a plain open(path, "w") gives here; every atomic writer gives its files this mode.
+DEFAULT_FILE_MODE = _default_file_mode()
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -35,7 +36,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         if hasattr(os, "chmod"):
-            os.chmod(tmp, _FILE_MODE)
+            os.chmod(tmp, DEFAULT_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:

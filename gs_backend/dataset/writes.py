@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from gs_contract.atomic import _FILE_MODE
+from gs_contract.atomic import DEFAULT_FILE_MODE
 
 # A temp file this old belongs to a run that died (a frame's files take well under a
 # second to write); younger ones on another host may be another shard's writes in flight.
@@ -74,7 +74,7 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         with open(tmp, "xb") as f:
             f.write(data)
         if hasattr(os, "chmod"):
-            os.chmod(tmp, _FILE_MODE)
+            os.chmod(tmp, DEFAULT_FILE_MODE)
         _maybe_die()
         os.replace(tmp, path)
     except BaseException:
