@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gs_contract.dataset import DatasetLayout
 from gs_contract.protocol import (
     EVENT_TYPES,
     EXIT_CODE_MEANINGS,
@@ -208,14 +209,18 @@ def test_a_real_bad_input_run_reports_its_error(tmp_path):
 def test_a_real_interrupted_run_is_reported_as_cancelled(tmp_path):
     scenario = write_scenario(tmp_path, frames=8)
     out = tmp_path / "out"
-    job = backend_job(tmp_path, scenario, out)
-    while job.state.done < 1:  # synchronise on the first frame event
-        assert not job.poll().finished, job.stderr_tail
-        time.sleep(0.02)
+    # The run needs the folder's lock to claim the folder, so while this test holds it
+    # the run waits, however fast it renders; its private lock file (what it links to
+    # the lock's name) says it is waiting, with its signal handling in place.
     with folder_locked(out):
+        job = backend_job(tmp_path, scenario, out)
+        waiting = f"{DatasetLayout(out).lock_file.name}~*~{job.process.pid}~*.tmp"
+        while not list(out.glob(waiting)):
+            assert not job.poll().finished, job.stderr_tail
+            time.sleep(0.02)
         job.request_cancel()
         state = job.wait()
-    assert state.returncode == ExitCode.INTERRUPTED and state.interrupted
+    assert state.returncode == ExitCode.INTERRUPTED and state.interrupted, job.stderr_tail
     assert state.error == "interrupted; finished frames are kept, run the same command to " \
                           "resume"
     assert state.status_text().startswith("Cancelled after ")

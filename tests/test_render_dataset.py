@@ -367,20 +367,20 @@ def assert_resumable(scenario: Path, out: Path, frames: int) -> None:
 def test_ctrl_c_exits_130_and_run_resumes(tmp_path, after):
     """SIGINT once the run reports ``start`` (before the first frame) or its first
     ``frame`` (writer threads busy): exit 130 and a resumable folder."""
-    scenario = write_scenario(tmp_path, frames=12)
+    scenario = write_scenario(tmp_path, frames=24)
     out = tmp_path / "out"
     proc = start_jsonl_render(scenario, out, tmp_path / "stderr.txt")
-    for line in proc.stdout:
-        if json.loads(line)["event"] == after:
-            break
-    with folder_locked(out):  # it cannot finish before the signal arrives
+    events = (json.loads(line)["event"] for line in proc.stdout)
+    assert "start" in events  # the run has claimed the folder and is about to render:
+    with folder_locked(out):  # from now on it cannot finish (it assembles under the lock)
+        assert after in itertools.chain(["start"], events)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     err = (tmp_path / "stderr.txt").read_text()
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [f"gs-backend: {INTERRUPTED}"]
     assert decode_event(rest.splitlines()[-1]) == ErrorEvent(INTERRUPTED)
-    assert_resumable(scenario, out, 12)
+    assert_resumable(scenario, out, 24)
 
 
 def test_ctrl_c_at_the_very_start(tmp_path):

@@ -16,7 +16,7 @@ from typing import Any
 
 from gs_backend import __version__
 from gs_backend.dataset.frame_outputs import read_record, record_is_complete, write_output
-from gs_backend.dataset.output_folder import folder_lock
+from gs_backend.dataset.output_folder import folder_lock, remove_stale_temp_files
 from gs_backend.labels import coco_categories, coco_document
 from gs_contract.atomic import read_json_or_none
 from gs_contract.dataset import MANIFEST_FORMAT, SPLITS, DatasetLayout
@@ -39,7 +39,8 @@ def finished_records(layout: DatasetLayout, scenario: Scenario,
 
 def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str,
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write manifest.json, data.yaml, COCO files (and scenario.json if absent).
+    """Write manifest.json, data.yaml, COCO files (and scenario.json if absent), and
+    remove the temp files of writers that died.
 
     Returns the manifest. ``extra`` is merged into the manifest's top level (e.g. the
     device); ``non_finite_dropped`` comes from the folder's bookkeeping, written by the
@@ -57,6 +58,7 @@ def assemble_dataset(layout: DatasetLayout, scenario: Scenario, fingerprint: str
                 doc = build_coco(scenario, [r for r in frames if r["split"] == split])
                 write_output(layout.coco(split), json.dumps(doc))
         write_scenario_copy(layout, scenario)
+        remove_stale_temp_files(layout)  # e.g. of a worker killed while this run went on
         # Last: a manifest that says "complete" vouches for every file written before it.
         write_output(layout.manifest, json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -226,7 +226,7 @@ def test_local_sidecar_started_and_stopped(scene):
 
 
 def test_sidecar_killed_mid_render_is_reported_and_a_rerun_resumes(scene, tmp_path):
-    scene.frame_end = 40
+    scene.frame_end = 80  # long enough to be killed mid-way, also with a fast rasterizer
     scene.render.resolution_x, scene.render.resolution_y = 320, 240
     current = sidecar_session.connect(bpy.context, mode='LOCAL',
                                       backend_command=str(BACKEND_PYTHON))
@@ -249,4 +249,4 @@ def test_sidecar_killed_mid_render_is_reported_and_a_rerun_resumes(scene, tmp_pa
     assert run_to_end(rerun) == {'FINISHED'}, rerun.reports
     assert rerun.process.state.skipped >= 1  # the finished frames were kept
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert len(manifest["frames"]) == 40
+    assert len(manifest["frames"]) == 80
