@@ -22,7 +22,10 @@
    into DIR/replayed/ and compared with the video by ``gs-backend evaluate``:
    DIR/realism/report.md (PSNR, SSIM as in the paper's Table 1) and overlays of the
    best and worst pairs.
-6. dist/gs_dataset_studio-<version>.zip: the Blender extension (with the ``gs_contract``
+6. DIR/preview.png: the first frame previewed through the sidecar (``gs-backend serve``
+   on loopback, started and stopped here), twice (assets loaded, then cached), checked
+   to be the very PNG the dataset holds.
+7. dist/gs_dataset_studio-<version>.zip: the Blender extension (with the ``gs_contract``
    wheel it bundles), to install in Blender and open demo.blend with.
 
 Open DIR/demo.blend in Blender (with the extension installed), move an instrument or
@@ -38,6 +41,8 @@ demo parameters, or your edits to demo.blend), the dataset is rendered afresh.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import time
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out: Path = args.out
     started = time.perf_counter()
-    steps = 4 if args.no_blender else 5
+    steps = 5 if args.no_blender else 6
     print(f"[1/{steps}] building the demo assets and scenario in {out}")
     inputs_before = _demo_inputs(out)
     scenario = build_demo(out, frames=args.frames, width=args.width, height=args.height,
@@ -105,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[{steps - 1}/{steps}] drawing the contact sheet {sheet}")
     make_contact_sheet(dataset, sheet)
 
-    print(f"[{steps}/{steps}] replaying a tracked recording of the scene and measuring "
+    print(f"[{steps - 1}/{steps}] replaying a tracked recording of the scene and measuring "
           "realism against its video")
     code, realism = _replay_and_evaluate(out, scenario, args.device)
     if code != 0:
         print(f"make_demo: the replay step stopped with exit code {code}", file=sys.stderr)
         return code
+
+    print(f"[{steps}/{steps}] previewing a frame through the sidecar (gs-backend serve)")
+    preview = _sidecar_preview(out, dataset)
 
     extension = _build_extension(args.extension_dir)
 
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{out / 'replayed_scenario.json'} -> {out / 'replayed'}")
     print(f"  realism:       {realism / 'report.md'}  (PSNR/SSIM per frame, overlays of the "
           "best and worst pairs)")
+    print(f"  preview:       {preview}  (the sidecar's PNG of the first frame)")
     print(f"  extension:     {extension}  (Blender 4.2+: Edit > Preferences > Get Extensions >"
           " Install from Disk; bundles the gs_contract wheel)")
     return 0
@@ -162,6 +171,62 @@ def _replay_and_evaluate(out: Path, scenario: Path, device: str) -> tuple[int, P
         print("      (the paper's Table 1, real endoscope video: PSNR 27.8 +- 1.8 dB, "
               "SSIM 0.912)")
     return code, realism
+
+
+def _sidecar_preview(out: Path, dataset: Path) -> Path:
+    """Start ``gs-backend serve`` on loopback, preview the dataset's first frame twice
+    (cold, then warm: assets cached), check the PNG against the dataset's image, stop the
+    sidecar by its pid. Returns the preview's path (docs/sidecar.md)."""
+    import signal
+    import urllib.request
+
+    from gs_contract.sidecar import (
+        RENDER_TIME_HEADER,
+        ROUTE_PREVIEW,
+        bearer_header,
+        parse_listening_line,
+        preview_request,
+        read_token_file,
+    )
+
+    scenario = json.loads((dataset / "scenario.json").read_text(encoding="utf-8"))
+    body = json.dumps(preview_request(scenario, 0, base_dir=dataset.resolve())).encode()
+    token_file = out / "sidecar.token"
+    log = open(out / "sidecar.log", "w", encoding="utf-8")  # its access log
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gs_backend", "serve", "--port", "0", "--token-file",
+         str(token_file)], stdout=subprocess.PIPE, stderr=log, text=True,
+        start_new_session=True)
+    try:
+        listening = None
+        for line in process.stdout:  # the sidecar's one line when it is ready
+            listening = parse_listening_line(line)
+            if listening is not None:
+                break
+        if listening is None:
+            raise RuntimeError("gs-backend serve ended before it was listening; see "
+                               f"{out / 'sidecar.log'}")
+        headers = {"Content-Type": "application/json",
+                   **bearer_header(read_token_file(listening.token_file))}
+        seconds = []
+        for _ in range(2):
+            request = urllib.request.Request(listening.url + ROUTE_PREVIEW, data=body,
+                                             headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=300) as response:
+                png = response.read()
+                seconds.append(float(response.headers[RENDER_TIME_HEADER]))
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+    target = out / "preview.png"
+    target.write_bytes(png)
+    first = scenario["frames"][0]["name"]
+    [image] = list((dataset / "images").rglob(f"{first}.*"))
+    same = "identical to" if image.read_bytes() == png else "DIFFERENT from"
+    print(f"      {first}: first preview {seconds[0]:.2f} s (assets loaded), then "
+          f"{seconds[1]:.2f} s (cached); the PNG is {same} the dataset's image")
+    return target
 
 
 def _print_extractions(out: Path) -> None:

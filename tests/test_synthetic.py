@@ -444,6 +444,10 @@ def test_make_demo_renders_and_resumes(tmp_path, capsys):
     assert summary["frames"] == 12
     assert 15.0 < summary["psnr"]["mean"] < 45.0  # alike, not identical: the camera model
     assert str(tmp_path / "realism" / "report.md") in out
+    # the sidecar's preview of the first frame is the dataset's image, byte for byte
+    [first] = (tmp_path / "dataset" / "images").rglob("frame_0001.png")
+    assert (tmp_path / "preview.png").read_bytes() == first.read_bytes()
+    assert "the PNG is identical to the dataset's image" in out
     before = {p: p.stat().st_mtime_ns for p in images + sorted(tmp_path.glob("assets/*.ply"))}
     assert make_demo.main(argv) == 0  # resumes: nothing is rebuilt or re-rendered
     assert {p: p.stat().st_mtime_ns for p in before} == before
