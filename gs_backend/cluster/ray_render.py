@@ -17,7 +17,6 @@ records, the same dataset files byte for byte. Ray is an optional dependency
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -25,16 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from gs_backend import interrupt
-from gs_backend.dataset.assemble import assemble_dataset, finished_records, write_scenario_copy
-from gs_backend.dataset.frame_outputs import write_output
-from gs_backend.dataset.output_folder import claim_output_folder
-from gs_backend.dataset.render_run import FrameSelection
-from gs_backend.dataset.shard_state import run_devices, write_run_state
+from gs_backend.dataset.render_run import (
+    FrameSelection,
+    claim_run,
+    finish_run,
+    plan_run,
+    report_non_finite,
+)
 from gs_backend.progress import Progress
-from gs_contract.dataset import DatasetLayout, plan_output_folder
+from gs_contract.dataset import DatasetLayout
 from gs_contract.errors import InputError
 from gs_contract.protocol import DoneEvent, FrameEvent, LogEvent, StartEvent
-from gs_contract.scenario import Scenario, check_frame_memory
+from gs_contract.scenario import Scenario
 
 ACTOR_NAME_PREFIX = "gs-frame-worker"
 # Frames in flight per worker: while one frame's labels are derived, encoded and written
@@ -129,13 +130,8 @@ def render_dataset_ray(scenario: Scenario, out_dir: Path, selection: FrameSelect
     except ImportError:
         raise InputError("--ray", None, INSTALL_HINT) from None
     t0 = time.perf_counter()
-    check_frame_memory(scenario)
-    layout = DatasetLayout(out_dir)
-    fingerprint = scenario.fingerprint()
-    plan = plan_output_folder(layout, fingerprint, overwrite=overwrite)
-    selected = selection.apply(scenario.frames)
-    done = finished_records(layout, scenario, fingerprint) if plan == "resume" else {}
-    todo = [f for f in selected if f.name not in done]
+    run = plan_run(scenario, out_dir, selection, overwrite=overwrite)
+    layout, fingerprint, todo = run.layout, run.fingerprint, run.todo
 
     actors: list[Any] = []
     infos: list[dict[str, Any]] = []
@@ -152,24 +148,10 @@ def render_dataset_ray(scenario: Scenario, out_dir: Path, selection: FrameSelect
                                     workers)
             infos = _gather(ray, [a.info.remote() for a in actors])
         interrupt.checkpoint()  # last moment that leaves the folder untouched
-        if claim_output_folder(layout, fingerprint, overwrite=overwrite) == "resume" \
-                and plan != "resume":
-            done = finished_records(layout, scenario, fingerprint)
-            todo = [f for f in selected if f.name not in done]
-        started = time.time()
-        run_state = (selection.start, selection.stop, selection.shard_index,
-                     selection.shard_count, kind)
-        if todo:
-            write_run_state(layout, *run_state, started=started)
-        write_scenario_copy(layout, scenario)
-        skipped = len(selected) - len(todo)
+        claimed = claim_run(run, scenario, selection, overwrite=overwrite, device=kind)
+        todo, skipped, selected = claimed.todo, claimed.skipped, run.selected
         info = infos[0] if infos else {"gaussians": {}, "non_finite": {}}
-        if infos:
-            write_output(layout.non_finite_file, json.dumps(info["non_finite"]) + "\n")
-        for name, count in info["non_finite"].items():
-            progress.emit(LogEvent("warning", f"asset {name!r}: dropped {count} Gaussians "
-                                              "with NaN or infinite values "
-                                              f"({scenario.assets[name].ply})"))
+        report_non_finite(layout, scenario, info["non_finite"] if infos else None, progress)
         progress.emit(StartEvent(total=len(selected), skipped=skipped,
                                  device=f"ray:{kind} x{len(actors)}", out=str(layout.root),
                                  gaussians=info["gaussians"]))
@@ -189,18 +171,7 @@ def render_dataset_ray(scenario: Scenario, out_dir: Path, selection: FrameSelect
         if started_ray:
             ray.shutdown()
 
-    manifest = assemble_dataset(layout, scenario, fingerprint,
-                                {"device": run_devices(layout) or kind})
-    if todo:  # a run with nothing to do leaves the record of the one that did
-        write_run_state(layout, *run_state, started=started, finished=time.time())
-    interrupt.checkpoint()
-    summary = DoneEvent(
-        out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),
-        frames_rendered=len(todo), frames_skipped=skipped,
-        frames_done=manifest["frames_done"], labelled_instances=manifest["labelled_instances"],
-        seconds=time.perf_counter() - t0)
-    progress.emit(summary)
-    return summary
+    return finish_run(run, claimed, scenario, device=kind, t0=t0, progress=progress)
 
 
 def _device_kind(device: str, resources: dict[str, float]) -> str:

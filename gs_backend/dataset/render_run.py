@@ -90,38 +90,108 @@ def render_dataset(scenario: Scenario, options: RenderOptions,
                          f"cannot write: {exc.strerror or exc}") from None
 
 
-def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> DoneEvent:
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class PlannedRun:
+    """What a run found before it touched the folder: the layout, the scenario's
+    fingerprint, the folder plan, the selected frames and those still to render."""
+
+    layout: DatasetLayout
+    fingerprint: str
+    plan: str
+    selected: list[FrameSpec]
+    todo: list[FrameSpec]
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run that claimed the folder: the frames it renders, those already done, and its
+    run-state record (``run_state`` fields, ``started`` time)."""
+
+    todo: list[FrameSpec]
+    skipped: int
+    run_state: tuple[Any, ...]
+    started: float
+
+
+def plan_run(scenario: Scenario, out_dir: Path, selection: FrameSelection, *,
+             overwrite: bool) -> PlannedRun:
+    """Check the frame memory and the folder, and list the frames to render; the folder
+    is not touched (shared by the single-process and the Ray render)."""
     check_frame_memory(scenario)  # before any asset file is read (hashed or loaded)
-    layout = DatasetLayout(options.out_dir)
+    layout = DatasetLayout(out_dir)
     fingerprint = scenario.fingerprint()
-    plan = plan_output_folder(layout, fingerprint, overwrite=options.overwrite)
-
-    selected = options.selection.apply(scenario.frames)
+    plan = plan_output_folder(layout, fingerprint, overwrite=overwrite)
+    selected = selection.apply(scenario.frames)
     done = finished_records(layout, scenario, fingerprint) if plan == "resume" else {}
-    todo = [f for f in selected if f.name not in done]
-    interrupt.checkpoint()
-    assets = prepare_assets(scenario, options.device) if todo else {}
-    interrupt.checkpoint()  # last moment that leaves the folder untouched
-    if claim_output_folder(layout, fingerprint, overwrite=options.overwrite) == "resume" \
-            and plan != "resume":  # another shard claimed the folder meanwhile
-        done = finished_records(layout, scenario, fingerprint)
-        todo = [f for f in selected if f.name not in done]
-    sel, started = options.selection, time.time()
-    run_state = (sel.start, sel.stop, sel.shard_index, sel.shard_count, str(options.device))
-    if todo:
-        write_run_state(layout, *run_state, started=started)
-    write_scenario_copy(layout, scenario)  # so `status` and `finalize` know the frames
-    skipped = len(selected) - len(todo)
-    splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
-                           scenario.output.split_seed)
+    return PlannedRun(layout, fingerprint, plan, selected,
+                      [f for f in selected if f.name not in done])
 
-    non_finite = {name: a.non_finite for name, a in assets.items() if a.non_finite}
-    if assets:
-        write_output(layout.non_finite_file, json.dumps(non_finite) + "\n")
+
+def claim_run(run: PlannedRun, scenario: Scenario, selection: FrameSelection, *,
+              overwrite: bool, device: str) -> ClaimedRun:
+    """Claim the folder (another shard may have claimed it meanwhile: then list the
+    frames again), record this run's state and keep the scenario beside the dataset (so
+    ``status`` and ``finalize`` know the frames)."""
+    todo = run.todo
+    if claim_output_folder(run.layout, run.fingerprint, overwrite=overwrite) == "resume" \
+            and run.plan != "resume":  # another shard claimed the folder meanwhile
+        done = finished_records(run.layout, scenario, run.fingerprint)
+        todo = [f for f in run.selected if f.name not in done]
+    started = time.time()
+    run_state = (selection.start, selection.stop, selection.shard_index,
+                 selection.shard_count, device)
+    if todo:
+        write_run_state(run.layout, *run_state, started=started)
+    write_scenario_copy(run.layout, scenario)
+    return ClaimedRun(todo, len(run.selected) - len(todo), run_state, started)
+
+
+def report_non_finite(layout: DatasetLayout, scenario: Scenario,
+                      non_finite: dict[str, int] | None, progress: Progress) -> None:
+    """Keep the loaded assets' dropped non-finite rows for the manifest (``None``: no
+    asset was loaded, the last loader's file stays) and warn about each asset."""
+    if non_finite is None:
+        return
+    write_output(layout.non_finite_file, json.dumps(non_finite) + "\n")
     for name, count in non_finite.items():
         progress.emit(LogEvent("warning", f"asset {name!r}: dropped {count} Gaussians with "
                                           f"NaN or infinite values ({scenario.assets[name].ply})"))
+
+
+def finish_run(run: PlannedRun, claimed: ClaimedRun, scenario: Scenario, *, device: str,
+               t0: float, progress: Progress) -> DoneEvent:
+    """Assemble the dataset from every record present, close this run's state and report
+    the ``done`` event."""
+    manifest = assemble_dataset(run.layout, scenario, run.fingerprint,
+                                {"device": run_devices(run.layout) or device})
+    if claimed.todo:  # a run with nothing to do leaves the record of the one that did
+        write_run_state(run.layout, *claimed.run_state, started=claimed.started,
+                        finished=time.time())
+    interrupt.checkpoint()
+    summary = DoneEvent(
+        out=str(run.layout.root), frames_total=len(scenario.frames),
+        frames_selected=len(run.selected), frames_rendered=len(claimed.todo),
+        frames_skipped=claimed.skipped, frames_done=manifest["frames_done"],
+        labelled_instances=manifest["labelled_instances"], seconds=time.perf_counter() - t0)
+    progress.emit(summary)
+    return summary
+
+
+def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> DoneEvent:
+    t0 = time.perf_counter()
+    run = plan_run(scenario, options.out_dir, options.selection, overwrite=options.overwrite)
+    interrupt.checkpoint()
+    assets = prepare_assets(scenario, options.device) if run.todo else {}
+    interrupt.checkpoint()  # last moment that leaves the folder untouched
+    claimed = claim_run(run, scenario, options.selection, overwrite=options.overwrite,
+                        device=str(options.device))
+    layout, fingerprint, selected = run.layout, run.fingerprint, run.selected
+    todo, skipped = claimed.todo, claimed.skipped
+    splits = assign_splits([f.name for f in scenario.frames], scenario.output.val_fraction,
+                           scenario.output.split_seed)
+
+    report_non_finite(layout, scenario, {name: a.non_finite for name, a in assets.items()
+                                         if a.non_finite} if assets else None, progress)
     for name, asset in assets.items():
         if asset.gaussians.count == 0:
             progress.emit(LogEvent("warning", f"asset {name!r} has no Gaussians to render, so "
@@ -170,15 +240,5 @@ def _render(scenario: Scenario, options: RenderOptions, progress: Progress) -> D
                 future.cancel()
             raise
 
-    manifest = assemble_dataset(layout, scenario, fingerprint,
-                                {"device": run_devices(layout) or str(options.device)})
-    if todo:  # a run with nothing to do leaves the record of the one that did
-        write_run_state(layout, *run_state, started=started, finished=time.time())
-    interrupt.checkpoint()
-    summary = DoneEvent(
-        out=str(layout.root), frames_total=len(scenario.frames), frames_selected=len(selected),
-        frames_rendered=len(todo), frames_skipped=skipped,
-        frames_done=manifest["frames_done"], labelled_instances=manifest["labelled_instances"],
-        seconds=time.perf_counter() - t0)
-    progress.emit(summary)
-    return summary
+    return finish_run(run, claimed, scenario, device=str(options.device), t0=t0,
+                      progress=progress)
