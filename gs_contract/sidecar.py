@@ -257,7 +257,8 @@ HEALTH_FIELDS = ("status", "version", "api", "device", "rasterizer", "torch", "g
 class Health:
     """``GET /v1/health``: ``status`` "ok"; ``version`` the backend's package version;
     ``api`` :data:`API_VERSION` of the server; ``device`` the torch device previews render
-    on (``cpu``, ``cuda:0``); ``rasterizer`` ``gsplat`` or ``torch``; ``torch`` and
+    on (``cpu``, ``cuda:0``); ``rasterizer`` what renders there (``gsplat``, ``numba``
+    or ``torch``); ``torch`` and
     ``gsplat`` their versions (``gsplat`` None when it is not installed)."""
 
     status: str

@@ -7,11 +7,13 @@ blank lines are skipped, and cells are stripped of surrounding spaces.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gs_contract.errors import InputError
 from gs_contract.files import regular_file_problem
@@ -62,12 +64,25 @@ def read_csv_rows(path: Path, columns: Sequence[str], *,
         InputError: the file is missing or not a regular file, cannot be decoded, has no
             header or lacks a column, or a row has another number of cells than the header.
     """
+    with csv_reader(path) as reader:
+        yield from _rows(path, reader, columns, header_line)
+
+
+@contextlib.contextmanager
+def csv_reader(path: Path) -> Iterator[Any]:
+    """A ``csv.reader`` over ``path`` (UTF-8, a BOM allowed) whose failures while the
+    block reads it become one :class:`InputError` naming the file.
+
+    Raises:
+        InputError: the file is missing or not a regular file, not UTF-8, not CSV, or
+            cannot be read.
+    """
     problem = regular_file_problem(path)
     if problem is not None:
         raise InputError(path, None, problem)
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            yield from _rows(path, csv.reader(handle), columns, header_line)
+            yield csv.reader(handle)
     except UnicodeDecodeError as exc:
         raise InputError(path, None, f"not UTF-8 text: {exc.reason}") from None
     except csv.Error as exc:

@@ -19,12 +19,11 @@ written (e.g. ``Port:10``).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 from gs_contract.errors import InputError
-from gs_contract.files import regular_file_problem
+from gs_contract.recording.csvtable import csv_reader
 from gs_contract.recording.samples import SampleRow, unit_quaternion
 
 TOOL_COLUMNS = ("ToolInfo", "Frame#", "PortHandle", "Face#", "TransformStatus",
@@ -43,23 +42,12 @@ def read_ndi_samples(path: Path, frame_rate_hz: float | None) -> Iterator[Sample
     if frame_rate_hz is None or not frame_rate_hz > 0:
         raise InputError(path, None, "the 'ndi' format counts frames: give the tracker's "
                                      "frame rate as tracking.frame_rate_hz")
-    problem = regular_file_problem(path)
-    if problem is not None:
-        raise InputError(path, None, problem)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            for cells in reader:
-                cells = [c.strip() for c in cells]
-                if not any(cells) or cells[0] == "" or cells[0].startswith("#"):
-                    continue  # a blank or label line
-                yield from _frame_line(path, reader.line_num, cells, frame_rate_hz)
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 text: {exc.reason}") from None
-    except csv.Error as exc:
-        raise InputError(path, None, f"not a CSV table: {exc}") from None
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    with csv_reader(path) as reader:
+        for cells in reader:
+            cells = [c.strip() for c in cells]
+            if not any(cells) or cells[0] == "" or cells[0].startswith("#"):
+                continue  # a blank or label line
+            yield from _frame_line(path, reader.line_num, cells, frame_rate_hz)
 
 
 def _frame_line(path: Path, line: int, cells: list[str],
