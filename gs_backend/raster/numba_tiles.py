@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from gs_backend.raster import numba_kernels as kernels
+from gs_backend.raster.numba_composite import composite
 from gs_backend.raster.types import RasterResult
 
 TILE_SIZE = 16
@@ -89,10 +90,10 @@ def rasterize_numba(
     threads: int | None = None,
 ) -> RasterResult:
     """Render one view on the CPU (float32 tensors; results on the input device)."""
-    result, _ = rasterize_numba_with_stats(
+    result, _ = _rasterize(
         means, quats, scales, opacities, colors, viewmat, K, width, height,
         background=background, near=near, far=far, eps2d=eps2d, antialiased=antialiased,
-        with_depth=with_depth, tile_size=tile_size, threads=threads)
+        with_depth=with_depth, tile_size=tile_size, threads=threads, count=False)
     return result
 
 
@@ -102,7 +103,20 @@ def rasterize_numba_with_stats(
     background: Tensor | None, near: float, far: float, eps2d: float, antialiased: bool,
     with_depth: bool, tile_size: int = TILE_SIZE, threads: int | None = None,
 ) -> tuple[RasterResult, RasterStats]:
-    """:func:`rasterize_numba` plus the frame's :class:`RasterStats`."""
+    """:func:`rasterize_numba` plus the frame's :class:`RasterStats` (counting costs a
+    little, so plain renders skip it; the image is the same)."""
+    return _rasterize(means, quats, scales, opacities, colors, viewmat, K, width, height,
+                      background=background, near=near, far=far, eps2d=eps2d,
+                      antialiased=antialiased, with_depth=with_depth, tile_size=tile_size,
+                      threads=threads, count=True)
+
+
+def _rasterize(
+    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
+    viewmat: Tensor, K: Tensor, width: int, height: int, *,
+    background: Tensor | None, near: float, far: float, eps2d: float, antialiased: bool,
+    with_depth: bool, tile_size: int, threads: int | None, count: bool,
+) -> tuple[RasterResult, RasterStats]:
     device = means.device
 
     def host(t: Tensor, dtype: torch.dtype = torch.float32) -> np.ndarray:
@@ -118,7 +132,7 @@ def rasterize_numba_with_stats(
             out = _render(host(means), host(quats), host(scales), host(opacities), host(colors),
                           host(viewmat, torch.float64), host(K, torch.float64), int(width),
                           int(height), bg, float(near), float(far), float(eps2d),
-                          bool(antialiased), bool(with_depth), int(tile_size))
+                          bool(antialiased), bool(with_depth), int(tile_size), bool(count))
     rgb, alphas, depth, stats = out
 
     def back(a: np.ndarray) -> Tensor:
@@ -133,7 +147,7 @@ def _render(
     means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray,
     features: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int,
     background: np.ndarray, near: float, far: float, eps2d: float, antialiased: bool,
-    with_depth: bool, tile_size: int,
+    with_depth: bool, tile_size: int, count: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RasterStats]:
     n = means.shape[0]
     table = np.empty((n, kernels.SPLAT_COLUMNS))
@@ -175,10 +189,9 @@ def _render(
     rgb = np.empty((height, width, background.shape[0]), dtype=np.float32)
     alphas = np.empty((height, width), dtype=np.float32)
     depth = np.empty((height, width) if with_depth else (0, 0), dtype=np.float32)
-    stats = np.empty((n_tiles, 2), dtype=np.int64)
-    kernels.composite(splats, splat_features, tile_offsets, tile_lists, tile_order,
-                      tile_size, tiles_x, width, height, background, with_depth, rgb, alphas,
-                      depth, stats)
+    stats = np.zeros((n_tiles, 2), dtype=np.int64)
+    composite(splats, splat_features, tile_offsets, tile_lists, tile_order, tile_size, tiles_x,
+              width, height, background, with_depth, count, rgb, alphas, depth, stats)
     evaluated, contributed = stats.sum(axis=0)
     return rgb, alphas, depth, RasterStats(visible=m, pairs=int(starts[-1]),
                                            evaluated=int(evaluated),
