@@ -137,6 +137,37 @@ def make_scene(n: int, width: int, height: int, frames: int, seed: int,
     )
 
 
+def make_file_scene(path: Path, width: int, height: int, frames: int,
+                    channels: int = 5, closeness: float = 0.7) -> BenchScene:
+    """A trained splat from a file, seen close up: the camera looks at the median
+    centre from the distance at which the 80th-percentile radius spans ``closeness``
+    of the view's half height (so the object overfills it), and orbits 2 degrees per
+    frame. RGB from the SH at the first camera; the D - 3 weight channels mark
+    alternate Gaussians (so they cost what instrument channels cost)."""
+    from gs_backend.io import load_gaussians
+    from gs_backend.sh import gaussian_colors
+
+    g = load_gaussians(path).gaussians
+    focal = 0.9 * width
+    K = torch.tensor([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
+    centre = g.means.median(dim=0).values
+    radius = float((g.means - centre).norm(dim=-1).quantile(0.8))
+    distance = radius * focal / (closeness * height / 2)
+    eyes = []
+    for f in range(frames):
+        angle = math.radians(30.0 + 2.0 * f)
+        direction = torch.tensor([math.cos(angle), math.sin(angle), 0.5]) / math.hypot(1, 0.5)
+        eyes.append(centre + distance * direction)
+    viewmats = [look_at(eye, centre) for eye in eyes]
+    rgb = gaussian_colors(g.sh, g.means, eyes[0])
+    weights = torch.zeros(g.count, max(channels - 3, 0))
+    for k in range(weights.shape[1]):
+        weights[k::weights.shape[1] + 1, k] = 1.0
+    return BenchScene(means=g.means, quats=g.quats, scales=g.scales, opacities=g.opacities,
+                      colors=torch.cat((rgb, weights), 1)[:, :channels].contiguous(),
+                      viewmats=torch.stack(viewmats), K=K, width=width, height=height)
+
+
 def _quat_mul(a: Tensor, b: Tensor) -> Tensor:
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
@@ -254,9 +285,14 @@ def profile_torch(scene: BenchScene, view: Tensor) -> None:
 
 
 def worker(path: str, n: int, width: int, height: int, channels: int, frames: int,
-           warmup: int, seed: int) -> dict:
-    """Time one rasterizer on one scene in this process; a JSON-able summary."""
-    scene = make_scene(n, width, height, warmup + frames, seed, channels)
+           warmup: int, seed: int, ply: Path | None = None) -> dict:
+    """Time one rasterizer on one scene (``ply``, else the procedural one of ``n``
+    Gaussians) in this process; a JSON-able summary."""
+    if ply is None:
+        scene = make_scene(n, width, height, warmup + frames, seed, channels)
+    else:
+        scene = make_file_scene(ply, width, height, warmup + frames, channels)
+        n = scene.means.shape[0]
     stats = None
     if path == "chain":
         def render(view: Tensor) -> None:
@@ -275,7 +311,8 @@ def worker(path: str, n: int, width: int, height: int, channels: int, frames: in
             scene.means, scene.quats, scene.scales, scene.opacities, scene.colors,
             scene.viewmats[-1], scene.K, width, height, background=None, near=0.01, far=1e10,
             eps2d=0.3, antialiased=False, with_depth=False)
-    summary = {"path": path, "n": n, "width": width, "height": height, "channels": channels,
+    summary = {"path": path, "n": n, "scene": ply.name if ply else "procedural",
+               "width": width, "height": height, "channels": channels,
                "median_s": statistics.median(times), "times_s": times,
                "peak_rss_mib": peak_rss_mib()}
     if stats is not None:
@@ -285,11 +322,13 @@ def worker(path: str, n: int, width: int, height: int, channels: int, frames: in
 
 
 def run_worker(args: argparse.Namespace, path: str, n: int, channels: int,
-               frames: int) -> dict:
+               frames: int, ply: Path | None = None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", path,
                "--sizes", str(n), "--channels", str(channels), "--width", str(args.width),
                "--height", str(args.height), "--frames", str(frames),
                "--warmup", str(args.warmup), "--seed", str(args.seed)]
+    if ply is not None:
+        command += ["--worker-ply", str(ply)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -307,7 +346,8 @@ class BusyCore:
 
 
 def describe(r: dict) -> str:
-    line = (f"{r['path']:<6} N={r['n']:>8} {r['width']}x{r['height']} D={r['channels']}: "
+    scene = "" if r.get("scene", "procedural") == "procedural" else f" {r['scene']}"
+    line = (f"{r['path']:<6} N={r['n']:>8}{scene} {r['width']}x{r['height']} D={r['channels']}: "
             f"{r['median_s']:8.4f} s/frame (min {min(r['times_s']):.4f}), "
             f"peak RSS {r['peak_rss_mib']:.0f} MiB")
     if "evaluated" in r:
@@ -338,31 +378,38 @@ def main(argv: list[str] | None = None) -> None:
                         help="also measure with another process keeping one core busy")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--profile", action="store_true", help="time the torch path's stages")
+    parser.add_argument("--ply", default="",
+                        help="comma-separated splat files (any format gs-backend reads) to "
+                             "time instead of the procedural scenes, each seen close up")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-ply", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = [int(v) for v in args.sizes.split(",")]
     channel_counts = [int(v) for v in args.channels.split(",")]
     if args.worker:
         print(json.dumps(worker(args.worker, sizes[0], args.width, args.height,
-                                channel_counts[0], args.frames, args.warmup, args.seed)))
+                                channel_counts[0], args.frames, args.warmup, args.seed,
+                                args.worker_ply)))
         return
+    scenes: list[tuple[int, Path | None]] = (
+        [(0, Path(f)) for f in args.ply.split(",")] if args.ply else [(n, None) for n in sizes])
 
     print(f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
           f"threads), load average {load()}")
     results = []
-    for n in sizes:
+    for n, ply in scenes:
         for channels in channel_counts:
             quiet: dict[str, dict] = {}
             for path in args.paths.split(","):
                 if path == "chain" and n > args.chain_max:
                     continue
                 frames = 1 if path == "chain" else args.frames
-                quiet[path] = run_worker(args, path, n, channels, frames)
+                quiet[path] = run_worker(args, path, n, channels, frames, ply)
                 quiet[path]["load"] = load()
                 print(describe(quiet[path]), f"[load {quiet[path]['load']}]", flush=True)
                 if args.busy:
                     with BusyCore():
-                        busy = run_worker(args, path, n, channels, frames)
+                        busy = run_worker(args, path, n, channels, frames, ply)
                     busy["busy"] = True
                     busy["load"] = load()
                     print(f"  one busy core: {busy['median_s']:.4f} s/frame, loaded / quiet "
