@@ -14,12 +14,14 @@ Gaussians; cuda: 640x640, 1.2M), its first frame. Measured, in one run:
                   and the sidecar's resident memory (VmRSS) after the previews
 The load average is printed before and after (the machine may be shared).
 
-Usage: python scripts/bench_sidecar.py [--workload cpu|cuda] [--cold N] [--warm N] [--json F]
+Usage: python scripts/bench_sidecar.py [--workload cpu|cuda] [--tissue N] [--cold N] [--warm N]
+       [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -97,9 +99,14 @@ def main() -> int:
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="cpu")
     parser.add_argument("--cold", type=int, default=3, help="cold renders (median)")
     parser.add_argument("--warm", type=int, default=12, help="warm previews per variant")
+    parser.add_argument("--tissue", type=int,
+                        help="Gaussians in the tissue (default: the workload's), e.g. 960000 "
+                             "for a 1M-Gaussian scene with the two instruments")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     w = WORKLOADS[args.workload]
+    if args.tissue:
+        w = dataclasses.replace(w, tissue=args.tissue)
     print(f"load average before: {os.getloadavg()}", flush=True)
     results: dict[str, Any] = {"workload": w.name, "machine": platform.platform(),
                                "torch": torch.__version__, "threads": torch.get_num_threads(),
