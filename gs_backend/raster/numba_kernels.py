@@ -303,7 +303,7 @@ def scatter_splats(
     splat_features: np.ndarray,  # [M, D (+1 with depth)] float32, written
     ids: np.ndarray,  # [M] int64, written: the Gaussian index of each row
     pair_keys: np.ndarray,  # [pairs] uint64, written: depth_key of the listed splat
-    pair_rows: np.ndarray,  # [pairs] int64, written: its row in ``splats``
+    pair_rows: np.ndarray,  # [pairs] int32, written: its row in ``splats``
 ) -> None:
     """Copy the kept splats into rows ordered by home tile (then by index), so a tile's
     list reads nearby rows, and list each under every tile it reaches, grouped by tile,

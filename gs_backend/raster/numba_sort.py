@@ -43,7 +43,7 @@ def sort_segments(
     offsets: np.ndarray,  # [S + 1] int64: segment s is [offsets[s], offsets[s + 1])
     order: np.ndarray,  # [S] int64: the order segments are handed to threads
     keys: np.ndarray,  # [P] uint64
-    values: np.ndarray,  # [P] int64
+    values: np.ndarray,  # [P] int32 or int64
     out: np.ndarray,  # [P] int64, written: each segment's values by key, stable
 ) -> None:
     """Stable sort of every segment's values by their keys (ties keep their order).
@@ -111,7 +111,7 @@ def _bucket_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
     for b in range(n_buckets):
         slot[b + 1] += slot[b]
     bucket_keys = np.empty(n, dtype=np.uint64)
-    bucket_values = np.empty(n, dtype=np.int64)
+    bucket_values = np.empty(n, dtype=values.dtype)
     cursor = slot[:n_buckets].copy()
     for j in range(start, end):
         b = (keys[j] - lo) >> shift
@@ -141,7 +141,7 @@ def _radix_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
     src_keys = keys[start:end].copy()
     src_values = values[start:end].copy()
     dst_keys = np.empty(n, dtype=np.uint64)
-    dst_values = np.empty(n, dtype=np.int64)
+    dst_values = np.empty(n, dtype=values.dtype)
     slot = np.empty(_BUCKETS, dtype=np.int64)
     for d in range(_DIGITS):
         shift = np.uint64(_DIGIT_BITS * d)

@@ -50,6 +50,8 @@ CHUNKS_PER_THREAD = 4
 """Projection and binning split the Gaussians into this many chunks per thread."""
 MIN_CHUNK = 4096
 """Gaussians per chunk at least (each chunk counts splats per tile: ``tiles`` ints)."""
+MAX_CHUNK_COUNTERS = 1 << 22
+"""Chunks times tiles at most (fewer chunks for huge tile grids)."""
 
 _LOCK = threading.Lock()
 
@@ -173,7 +175,8 @@ def bin_splats(
     tiles_y = -(-height // tile_size)
     n_tiles = tiles_x * tiles_y
     # Gaussians in contiguous chunks, a few per thread (handed out dynamically).
-    n_chunks = max(1, min(CHUNKS_PER_THREAD * numba.get_num_threads(), n // MIN_CHUNK))
+    n_chunks = max(1, min(CHUNKS_PER_THREAD * numba.get_num_threads(), n // MIN_CHUNK,
+                          MAX_CHUNK_COUNTERS // n_tiles))
     chunk_starts = np.arange(n_chunks + 1, dtype=np.int64) * n // n_chunks
     table = np.empty((n, kernels.SPLAT_COLUMNS))
     home = np.empty(n, dtype=np.int32)
@@ -193,7 +196,7 @@ def bin_splats(
     splat_features = np.empty((m, features.shape[1] + int(with_depth)), dtype=np.float32)
     ids = np.empty(m, dtype=np.int64)
     pair_keys = np.empty(pairs, dtype=np.uint64)
-    pair_rows = np.empty(pairs, dtype=np.int64)
+    pair_rows = np.empty(pairs, dtype=np.int32)  # rows < 2**31
     kernels.scatter_splats(table, table.view(np.uint64), features, home, spans,
                            chunk_starts,
                            tile_size, tiles_x, tiles_y, with_depth, row_cursor, pair_cursor,
