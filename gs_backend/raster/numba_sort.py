@@ -102,13 +102,15 @@ def _bucket_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
     if lo == hi:
         out[start:end] = values[start:end]
         return
-    digit_bits = min(max(_bit_length(np.uint64(n)) - 1, 1), MAX_BUCKET_BITS)
+    digit_bits = min(max(_bit_length(np.uint64(n)) + 1, 1), MAX_BUCKET_BITS)
     shift = np.uint64(max(_bit_length(hi - lo) - digit_bits, 0))
     n_buckets = 1 << digit_bits
     slot = np.zeros(n_buckets + 1, dtype=np.int64)
     for j in range(start, end):
         slot[((keys[j] - lo) >> shift) + np.uint64(1)] += 1
+    largest = 0
     for b in range(n_buckets):
+        largest = max(largest, slot[b + 1])
         slot[b + 1] += slot[b]
     bucket_keys = np.empty(n, dtype=np.uint64)
     bucket_values = np.empty(n, dtype=values.dtype)
@@ -119,6 +121,12 @@ def _bucket_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
         cursor[b] = k + 1
         bucket_keys[k] = keys[j]
         bucket_values[k] = values[j]
+    if largest <= INSERTION_MAX:
+        # Every key is at most INSERTION_MAX - 1 places from its place: one insertion
+        # pass over the whole segment costs no more than one per bucket, without a
+        # branch per bucket.
+        _insertion_sort(bucket_keys, bucket_values, 0, n, out, start)
+        return
     for b in range(n_buckets):
         first, last = slot[b], slot[b + 1]
         if last - first <= INSERTION_MAX:
