@@ -43,15 +43,15 @@ def test_sort_segments_is_a_stable_argsort(spread: str) -> None:
         depths = rng.choice([1.0, 2.5, 7.0], n) + rng.integers(0, 40, n) * 1e-15
     else:
         depths = rng.choice([1.0, 1.5, 2.0, -0.0, 0.0], n)
-    keys = _keys(depths)
+    keys = _keys(depths)  # the key of value v is keys[v]
     values = rng.permutation(n).astype(np.int64)
     out = np.full(n, -1, dtype=np.int64)
     order = rng.permutation(lengths.size).astype(np.int64)
     sort_segments(offsets, order, keys, values, out)
     for s in range(lengths.size):
-        a, b = offsets[s], offsets[s + 1]
-        expected = values[a:b][np.argsort(depths[a:b], kind="stable")]
-        assert np.array_equal(out[a:b], expected), s
+        segment = values[offsets[s]:offsets[s + 1]]
+        expected = segment[np.argsort(depths[segment], kind="stable")]
+        assert np.array_equal(out[offsets[s]:offsets[s + 1]], expected), s
 
 
 def _binned(seed: int, tile_size: int) -> tuple:

@@ -302,8 +302,8 @@ def scatter_splats(
     splats: np.ndarray,  # [M, SPLAT_COLUMNS] float64, written
     splat_features: np.ndarray,  # [M, D (+1 with depth)] float32, written
     ids: np.ndarray,  # [M] int64, written: the Gaussian index of each row
-    pair_keys: np.ndarray,  # [pairs] uint64, written: depth_key of the listed splat
-    pair_rows: np.ndarray,  # [pairs] int32, written: its row in ``splats``
+    row_keys: np.ndarray,  # [M] uint64, written: depth_key of each row's depth
+    pair_rows: np.ndarray,  # [pairs] int32, written: the rows listed, grouped by tile
 ) -> None:
     """Copy the kept splats into rows ordered by home tile (then by index), so a tile's
     list reads nearby rows, and list each under every tile it reaches, grouped by tile,
@@ -323,7 +323,7 @@ def scatter_splats(
                 splat_features[k, j] = features[i, j]
             if with_depth:
                 splat_features[k, n_feat] = table[i, DEPTH]
-            key = depth_key(table_bits[i, DEPTH])
+            row_keys[k] = depth_key(table_bits[i, DEPTH])
             row0, row1 = spans[i, 0], spans[i, 1]
             for row in range(row0, row1):
                 if row - row0 < SPAN_ROWS:
@@ -339,7 +339,6 @@ def scatter_splats(
                     tile = row * tiles_x + col
                     slot = pair_cursor[c, tile]
                     pair_cursor[c, tile] = slot + 1
-                    pair_keys[slot] = key
                     pair_rows[slot] = k
 
 

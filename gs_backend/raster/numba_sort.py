@@ -42,24 +42,29 @@ def depth_key(bits: np.uint64) -> np.uint64:
 def sort_segments(
     offsets: np.ndarray,  # [S + 1] int64: segment s is [offsets[s], offsets[s + 1])
     order: np.ndarray,  # [S] int64: the order segments are handed to threads
-    keys: np.ndarray,  # [P] uint64
-    values: np.ndarray,  # [P] int32 or int64
+    keys: np.ndarray,  # [V] uint64: the key of each value
+    values: np.ndarray,  # [P] int32 or int64 in [0, V)
     out: np.ndarray,  # [P] int64, written: each segment's values by key, stable
 ) -> None:
-    """Stable sort of every segment's values by their keys (ties keep their order).
+    """Stable sort of every segment's values by their keys ``keys[value]`` (ties keep
+    their order).
 
-    One most-significant-digit pass over the segment's key range into about one
-    bucket per two keys, then each bucket on its own: by insertion when short, else
-    by an LSD radix sort. Keys spread over their range (depths in a tile) leave
-    almost every bucket with a key or two.
+    One most-significant-digit pass over the segment's key range into about two
+    buckets per key, then one insertion pass over the segment when every bucket is
+    short, else each bucket on its own (by insertion or by an LSD radix sort).
+    Values that are nearby rows (a tile's splats) read nearby keys.
     """
     for s in numba.prange(order.shape[0]):
         start, end = offsets[order[s]], offsets[order[s] + 1]
-        if end - start <= INSERTION_MAX:
-            _insertion_sort(keys[start:end].copy(), values[start:end].copy(), 0, end - start,
-                            out, start)
+        n = end - start
+        segment_values = values[start:end].copy()
+        segment_keys = np.empty(n, dtype=np.uint64)
+        for j in range(n):
+            segment_keys[j] = keys[segment_values[j]]
+        if n <= INSERTION_MAX:
+            _insertion_sort(segment_keys, segment_values, 0, n, out, start)
         else:
-            _bucket_sort(keys, values, start, end, out)
+            _bucket_sort(segment_keys, segment_values, out, start)
 
 
 @numba.njit(cache=True)
@@ -90,23 +95,24 @@ def _bit_length(x: np.uint64) -> int:
 
 
 @numba.njit(cache=True)
-def _bucket_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
-                 out: np.ndarray) -> None:
-    """One segment: a stable MSD pass on the top bits of ``key - min``, then each bucket."""
-    n = end - start
-    lo = keys[start]
-    hi = keys[start]
-    for j in range(start + 1, end):
+def _bucket_sort(keys: np.ndarray, values: np.ndarray, out: np.ndarray,
+                 out_start: int) -> None:
+    """Stable sort of ``values`` by ``keys`` into ``out[out_start:]``: an MSD pass on the
+    top bits of ``key - min``, then insertion (or LSD radix for a long bucket)."""
+    n = keys.shape[0]
+    lo = keys[0]
+    hi = keys[0]
+    for j in range(1, n):
         lo = min(lo, keys[j])
         hi = max(hi, keys[j])
     if lo == hi:
-        out[start:end] = values[start:end]
+        out[out_start:out_start + n] = values
         return
     digit_bits = min(max(_bit_length(np.uint64(n)) + 1, 1), MAX_BUCKET_BITS)
     shift = np.uint64(max(_bit_length(hi - lo) - digit_bits, 0))
     n_buckets = 1 << digit_bits
     slot = np.zeros(n_buckets + 1, dtype=np.int64)
-    for j in range(start, end):
+    for j in range(n):
         slot[((keys[j] - lo) >> shift) + np.uint64(1)] += 1
     largest = 0
     for b in range(n_buckets):
@@ -115,7 +121,7 @@ def _bucket_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
     bucket_keys = np.empty(n, dtype=np.uint64)
     bucket_values = np.empty(n, dtype=values.dtype)
     cursor = slot[:n_buckets].copy()
-    for j in range(start, end):
+    for j in range(n):
         b = (keys[j] - lo) >> shift
         k = cursor[b]
         cursor[b] = k + 1
@@ -125,14 +131,14 @@ def _bucket_sort(keys: np.ndarray, values: np.ndarray, start: int, end: int,
         # Every key is at most INSERTION_MAX - 1 places from its place: one insertion
         # pass over the whole segment costs no more than one per bucket, without a
         # branch per bucket.
-        _insertion_sort(bucket_keys, bucket_values, 0, n, out, start)
+        _insertion_sort(bucket_keys, bucket_values, 0, n, out, out_start)
         return
     for b in range(n_buckets):
         first, last = slot[b], slot[b + 1]
         if last - first <= INSERTION_MAX:
-            _insertion_sort(bucket_keys, bucket_values, first, last, out, start + first)
+            _insertion_sort(bucket_keys, bucket_values, first, last, out, out_start + first)
         else:
-            _radix_sort(bucket_keys, bucket_values, first, last, out, start + first)
+            _radix_sort(bucket_keys, bucket_values, first, last, out, out_start + first)
 
 
 @numba.njit(cache=True)

@@ -195,16 +195,16 @@ def bin_splats(
     splats = np.empty((m, kernels.SPLAT_COLUMNS))
     splat_features = np.empty((m, features.shape[1] + int(with_depth)), dtype=np.float32)
     ids = np.empty(m, dtype=np.int64)
-    pair_keys = np.empty(pairs, dtype=np.uint64)
+    row_keys = np.empty(m, dtype=np.uint64)
     pair_rows = np.empty(pairs, dtype=np.int32)  # rows < 2**31
     kernels.scatter_splats(table, table.view(np.uint64), features, home, spans,
                            chunk_starts,
                            tile_size, tiles_x, tiles_y, with_depth, row_cursor, pair_cursor,
-                           splats, splat_features, ids, pair_keys, pair_rows)
+                           splats, splat_features, ids, row_keys, pair_rows)
     # Longest lists first, so the last tiles handed out are short ones.
     tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
     tile_lists = np.empty(pairs, dtype=np.int64)
-    sort_segments(tile_offsets, tile_order, pair_keys, pair_rows, tile_lists)
+    sort_segments(tile_offsets, tile_order, row_keys, pair_rows, tile_lists)
     return Binning(splats, splat_features, ids, tile_offsets, tile_lists, tile_order)
 
 
