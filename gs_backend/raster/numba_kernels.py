@@ -1,6 +1,6 @@
 """Compiled CPU kernels of the numba rasterizer: projection, tile binning, compositing.
 
-Each kernel is one ``numba.prange`` loop (over Gaussians or over tiles), so a
+Each kernel is one ``numba.prange`` loop (over chunks of Gaussians or over tiles), so a
 frame runs in a handful of parallel regions instead of thousands of small eager
 ops: a thread that the OS deschedules on a busy machine delays its own share of
 the work, not a barrier after every op. Everything is computed in float64 from
@@ -295,7 +295,6 @@ def scatter_splats(
     chunk_starts: np.ndarray,  # [C + 1] int64, as given to project
     tile_size: int,
     tiles_x: int,
-    tiles_y: int,
     with_depth: bool,
     row_cursor: np.ndarray,  # [C, tiles] int64 from chunk_cursors(home_counts), advanced
     pair_cursor: np.ndarray,  # [C, tiles] int64 from chunk_cursors(pair_counts), advanced

@@ -199,7 +199,7 @@ def bin_splats(
     pair_rows = np.empty(pairs, dtype=np.int32)  # rows < 2**31
     kernels.scatter_splats(table, table.view(np.uint64), features, home, spans,
                            chunk_starts,
-                           tile_size, tiles_x, tiles_y, with_depth, row_cursor, pair_cursor,
+                           tile_size, tiles_x, with_depth, row_cursor, pair_cursor,
                            splats, splat_features, ids, row_keys, pair_rows)
     # Longest lists first, so the last tiles handed out are short ones.
     tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
