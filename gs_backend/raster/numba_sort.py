@@ -1,9 +1,9 @@
 """Compiled stable sorts for the numba rasterizer: float64 keys as ordered integers,
-and a segmented LSD radix sort (each segment sorted on its own, segments in parallel).
+and a segmented sort (each segment sorted on its own, segments in parallel).
 
-A tile's list is a segment: sorting ~2,000 entries per tile in the tile's own
-(cache-resident) scratch is cheaper than one global sort followed by a scattered
-walk of the splats in depth order.
+A tile's list is a segment: sorting its ~2,000 entries in the tile's own
+(cache-resident) scratch is cheaper than one global depth sort followed by a
+scattered walk of the splats in depth order.
 """
 
 from __future__ import annotations
