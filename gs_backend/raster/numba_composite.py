@@ -29,7 +29,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from gs_backend.raster import numba_kernels as kernels  # noqa: F401  (cache folder set up)
+from gs_backend.raster.numba_cache import ensure_cache_location
 from gs_backend.raster.numba_kernels import (
     ALPHA_THRESHOLD,
     CULL_PAD_PX,
@@ -45,6 +45,8 @@ from gs_backend.raster.numba_kernels import (
     ROOT_R,
     TRANSMITTANCE_STOP,
 )
+
+ensure_cache_location()
 
 LANES = 8
 """Pixels per vector (AVX2: 8 float32)."""

@@ -2,7 +2,7 @@
 
 Compositing is in :mod:`gs_backend.raster.numba_composite`.
 
-Each kernel is one ``numba.prange`` loop (over Gaussians or over tiles), so a
+Each kernel is one ``numba.prange`` loop (over chunks of Gaussians or over tiles), so a
 frame runs in a handful of parallel regions instead of thousands of small eager
 ops: a thread that the OS deschedules on a busy machine delays its own share of
 the work, not a barrier after every op. Everything is computed in float64 from
@@ -17,50 +17,22 @@ margin: the ellipse every shaded pixel centre lies in), ``radius_x, radius_y``
 (gsplat's opacity-aware box, whole pixels), ``depth``, ``1 / p`` and
 ``reach_y = sqrt(reach2) / r`` (the ellipse's half height, pixels).
 
-``cache=True`` stores the compiled machine code next to this file (or, when that
-folder is read-only, in numba's per-user cache, or when that is not writable
-either, in the temp folder; ``NUMBA_CACHE_DIR`` overrides all), so compilation
+Compiled code is cached (:mod:`gs_backend.raster.numba_cache`), so compilation
 (about 10 s) is paid once per machine.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Iterable
-from pathlib import Path
 
 import numba
 import numpy as np
-from numba.misc.appdirs import AppDirs
 
+from gs_backend.raster.numba_cache import ensure_cache_location
+from gs_backend.raster.numba_cache import writable_folder as writable_folder  # re-exported
+from gs_backend.raster.numba_sort import depth_key
 
-def writable_folder(candidates: Iterable[Path]) -> Path | None:
-    """The first candidate folder that exists or can be made and takes a file, else None."""
-    for folder in candidates:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                return folder
-        except OSError:
-            continue
-    return None
-
-
-def _ensure_cache_location() -> None:
-    """numba refuses to compile a ``cache=True`` kernel when it has nowhere to cache it;
-    give it the temp folder when neither of its own locations is writable."""
-    if numba.config.CACHE_DIR:
-        return
-    own = (Path(__file__).parent / "__pycache__",
-           Path(AppDirs(appname="numba", appauthor=False).user_cache_dir))
-    if writable_folder(own) is None:
-        user = os.getuid() if hasattr(os, "getuid") else "user"  # /tmp is shared on POSIX
-        numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), f"gs-backend-numba-{user}")
-
-
-_ensure_cache_location()
+ensure_cache_location()
 
 ALPHA_THRESHOLD = float(np.float32(1.0 / 255.0))
 """gsplat's ``1.f / 255.f``: a Gaussian whose alpha is below this is skipped at a pixel."""
@@ -81,7 +53,144 @@ SPLAT_COLUMNS = 12
 (MEAN_X, MEAN_Y, ROOT_P, ROOT_Q, ROOT_R, OPACITY, REACH2, RADIUS_X, RADIUS_Y, DEPTH,
  INV_P, REACH_Y) = range(SPLAT_COLUMNS)
 
+SPAN_ROWS = 2
+"""Projection records a splat's tile rows ``[row0, row1)`` and the column span of its
+first ``SPAN_ROWS`` rows (most splats have no more), so binning need not work them out
+again (the spans of further rows are)."""
+
 _LOG_THRESHOLD = math.log(ALPHA_THRESHOLD)
+
+
+@numba.njit(cache=True, inline="always")
+def _project_one(
+    i: int, means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray,
+    viewmat: np.ndarray, fx: float, fy: float, cx: float, cy: float, lim_x_pos: float,
+    lim_x_neg: float, lim_y_pos: float, lim_y_neg: float, width: int, height: int,
+    near: float, far: float, eps2d: float, antialiased: bool,
+) -> tuple:
+    """EWA projection of Gaussian ``i`` with gsplat 1.5's culling (see
+    gs_backend/raster/projection.py): ``(kept, row)``, ``row`` the splat table's
+    ``SPLAT_COLUMNS`` values (zeros when not kept). Scalars only: no allocation."""
+    nothing = (False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    mx, my, mz = float(means[i, 0]), float(means[i, 1]), float(means[i, 2])
+    x = viewmat[0, 0] * mx + viewmat[0, 1] * my + viewmat[0, 2] * mz + viewmat[0, 3]
+    y = viewmat[1, 0] * mx + viewmat[1, 1] * my + viewmat[1, 2] * mz + viewmat[1, 3]
+    z = viewmat[2, 0] * mx + viewmat[2, 1] * my + viewmat[2, 2] * mz + viewmat[2, 3]
+    if not (z >= near and z <= far):
+        return nothing
+    w, qx, qy, qz = (float(quats[i, 0]), float(quats[i, 1]), float(quats[i, 2]),
+                     float(quats[i, 3]))
+    inv = 1.0 / math.sqrt(w * w + qx * qx + qy * qy + qz * qz)
+    w, qx, qy, qz = w * inv, qx * inv, qy * inv, qz * inv
+    # Columns of the rotation matrix.
+    r00 = 1.0 - 2.0 * (qy * qy + qz * qz)
+    r01 = 2.0 * (qx * qy - w * qz)
+    r02 = 2.0 * (qx * qz + w * qy)
+    r10 = 2.0 * (qx * qy + w * qz)
+    r11 = 1.0 - 2.0 * (qx * qx + qz * qz)
+    r12 = 2.0 * (qy * qz - w * qx)
+    r20 = 2.0 * (qx * qz - w * qy)
+    r21 = 2.0 * (qy * qz + w * qx)
+    r22 = 1.0 - 2.0 * (qx * qx + qy * qy)
+    rz = 1.0 / z
+    tx = min(max(x * rz, -lim_x_neg), lim_x_pos)
+    ty = min(max(y * rz, -lim_y_neg), lim_y_pos)
+    # Rows of J M with M = R_cam R S (the covariance is M M^T).
+    x0, y0 = _jacobian_column(viewmat, r00, r10, r20, float(scales[i, 0]), fx, fy, rz, tx, ty)
+    x1, y1 = _jacobian_column(viewmat, r01, r11, r21, float(scales[i, 1]), fx, fy, rz, tx, ty)
+    x2, y2 = _jacobian_column(viewmat, r02, r12, r22, float(scales[i, 2]), fx, fy, rz, tx, ty)
+    cov_xx = x0 * x0 + x1 * x1 + x2 * x2
+    cov_xy = x0 * y0 + x1 * y1 + x2 * y2
+    cov_yy = y0 * y0 + y1 * y1 + y2 * y2
+    c0 = x1 * y2 - x2 * y1
+    c1 = x2 * y0 - x0 * y2
+    c2 = x0 * y1 - x1 * y0
+    det_orig = c0 * c0 + c1 * c1 + c2 * c2  # Cauchy-Binet: no cancellation
+    det = det_orig + eps2d * (cov_xx + cov_yy) + eps2d * eps2d
+    if not det > 0.0:
+        return nothing
+    blur_xx = cov_xx + eps2d
+    blur_yy = cov_yy + eps2d
+    opacity = float(opacities[i])
+    if antialiased:
+        opacity *= math.sqrt(det_orig / det)
+    if not opacity >= ALPHA_THRESHOLD:
+        return nothing
+    level = math.log(opacity) - _LOG_THRESHOLD  # alpha >= 1/255 <=> sigma <= level
+    extend = min(MAX_EXTEND, math.sqrt(2.0 * max(level, 0.0)))
+    radius_x = math.ceil(extend * math.sqrt(blur_xx))
+    radius_y = math.ceil(extend * math.sqrt(blur_yy))
+    mean_x = fx * x * rz + cx
+    mean_y = fy * y * rz + cy
+    if radius_x <= 0 or radius_y <= 0:
+        return nothing
+    if mean_x + radius_x <= 0 or mean_x - radius_x >= width:
+        return nothing
+    if mean_y + radius_y <= 0 or mean_y - radius_y >= height:
+        return nothing
+    root_det_yy = math.sqrt(det * blur_yy)
+    reach2 = 2.0 * (level * (1.0 + 1e-6) + 1e-6)
+    return (True, mean_x, mean_y, blur_yy / root_det_yy, -cov_xy / root_det_yy,
+            1.0 / math.sqrt(blur_yy), opacity, reach2, float(radius_x), float(radius_y), z,
+            root_det_yy / blur_yy, math.sqrt(reach2 * blur_yy))
+
+
+@numba.njit(cache=True, inline="always")
+def _jacobian_column(viewmat: np.ndarray, rot0: float, rot1: float, rot2: float, s: float,
+                     fx: float, fy: float, rz: float, tx: float,
+                     ty: float) -> tuple[float, float]:
+    """Column ``j`` of the rows of ``J R_cam R S``: ``(x_j, y_j)`` from the rotation's
+    column ``j`` and the scale ``s``."""
+    m0 = (viewmat[0, 0] * rot0 + viewmat[0, 1] * rot1 + viewmat[0, 2] * rot2) * s
+    m1 = (viewmat[1, 0] * rot0 + viewmat[1, 1] * rot1 + viewmat[1, 2] * rot2) * s
+    m2 = (viewmat[2, 0] * rot0 + viewmat[2, 1] * rot1 + viewmat[2, 2] * rot2) * s
+    return fx * rz * (m0 - tx * m2), fy * rz * (m1 - ty * m2)
+
+
+@numba.njit(cache=True, inline="always")
+def _row_span(mean_y: float, radius_y: float, reach_y: float, tile_size: int,
+              tiles_y: int) -> tuple[int, int]:
+    """Tile rows ``[first, end)`` whose pixel centres the splat's ellipse reaches."""
+    reach_y = reach_y + CULL_PAD_PX
+    # Tile row i holds pixel centres y in [i ts + 0.5, i ts + ts - 0.5].
+    first = max(math.ceil((mean_y - reach_y - (tile_size - 0.5)) / tile_size),
+                math.floor((mean_y - radius_y) / tile_size))
+    end = min(math.floor((mean_y + reach_y - 0.5) / tile_size) + 1,
+              math.ceil((mean_y + radius_y) / tile_size))
+    return int(min(max(first, 0), tiles_y)), int(min(max(end, 0), tiles_y))
+
+
+@numba.njit(cache=True, inline="always")
+def _extreme_dy(q: float, r: float, reach2: float) -> float:
+    """The offset dy where the ellipse's left end is least (its right end greatest at -dy)."""
+    return q * math.sqrt(reach2) / (r * math.hypot(q, r))
+
+
+@numba.njit(cache=True, inline="always")
+def _column_span(mean_x: float, mean_y: float, p: float, q: float, r: float, reach2: float,
+                 reach: float, radius_x: float, extreme: float, row: int, tile_size: int,
+                 tiles_x: int) -> tuple[int, int]:
+    """Tile columns ``[first, end)`` of tile row ``row`` whose pixel centres the ellipse
+    reaches (``reach``: the splat's ``REACH_Y``; ``extreme``: :func:`_extreme_dy`).
+
+    At offset dy the ellipse spans dx in ``[(-q dy - h) / p, (-q dy + h) / p]`` with
+    ``h = sqrt(reach2 - (r dy)^2)``; over the row's dy range the left end is least at
+    ``dy = q sqrt(reach2) / (r hypot(q, r))`` (clamped), the right end greatest at minus that.
+    """
+    top = row * tile_size + 0.5 - mean_y
+    dy_lo = max(top, -reach)
+    dy_hi = min(top + (tile_size - 1), reach)
+    dy_left = min(max(extreme, dy_lo), dy_hi)
+    dy_right = min(max(-extreme, dy_lo), dy_hi)
+    h_left = math.sqrt(max(reach2 - (r * dy_left) ** 2, 0.0))
+    h_right = math.sqrt(max(reach2 - (r * dy_right) ** 2, 0.0))
+    x_left = mean_x - (q * dy_left + h_left) / p - CULL_PAD_PX
+    x_right = mean_x - (q * dy_right - h_right) / p + CULL_PAD_PX
+    first = max(math.ceil((x_left - (tile_size - 0.5)) / tile_size),
+                math.floor((mean_x - radius_x) / tile_size))
+    end = min(math.floor((x_right - 0.5) / tile_size) + 1,
+              math.ceil((mean_x + radius_x) / tile_size))
+    return int(min(max(first, 0), tiles_x)), int(min(max(end, 0), tiles_x))
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
@@ -98,207 +207,137 @@ def project(
     far: float,
     eps2d: float,
     antialiased: bool,
-    out: np.ndarray,  # [N, SPLAT_COLUMNS] float64, written
-    visible: np.ndarray,  # [N] bool, written
+    tile_size: int,
+    tiles_x: int,
+    tiles_y: int,
+    chunk_starts: np.ndarray,  # [C + 1] int64: chunk c is Gaussians [starts[c], starts[c + 1])
+    out: np.ndarray,  # [N, SPLAT_COLUMNS] float64, written where kept
+    home: np.ndarray,  # [N] int32, written: the tile holding the centre, -1 if culled
+    spans: np.ndarray,  # [N, 2 + 2 SPAN_ROWS] int32, written where kept (see SPAN_ROWS)
+    home_counts: np.ndarray,  # [C, tiles] int64, written: chunk c's splats per home tile
+    pair_counts: np.ndarray,  # [C, tiles] int64, written: chunk c's splats listed per tile
 ) -> None:
-    """EWA projection with gsplat 1.5's culling (see gs_backend/raster/projection.py)."""
+    """Project every Gaussian (gsplat 1.5's EWA projection and culling) and count, per
+    chunk of Gaussians, the splats per home tile and per listed tile (the tiles whose
+    pixel centres the splat's ``reach2`` ellipse reaches; see :func:`scatter_splats`)."""
     fx, fy = intrinsics[0, 0], intrinsics[1, 1]
     cx, cy = intrinsics[0, 2], intrinsics[1, 2]
     lim_x_pos = (width - cx) / fx + JACOBIAN_FOV_MARGIN * (0.5 * width / fx)
     lim_x_neg = cx / fx + JACOBIAN_FOV_MARGIN * (0.5 * width / fx)
     lim_y_pos = (height - cy) / fy + JACOBIAN_FOV_MARGIN * (0.5 * height / fy)
     lim_y_neg = cy / fy + JACOBIAN_FOV_MARGIN * (0.5 * height / fy)
-    for i in numba.prange(means.shape[0]):
-        visible[i] = False
-        mx, my, mz = float(means[i, 0]), float(means[i, 1]), float(means[i, 2])
-        x = viewmat[0, 0] * mx + viewmat[0, 1] * my + viewmat[0, 2] * mz + viewmat[0, 3]
-        y = viewmat[1, 0] * mx + viewmat[1, 1] * my + viewmat[1, 2] * mz + viewmat[1, 3]
-        z = viewmat[2, 0] * mx + viewmat[2, 1] * my + viewmat[2, 2] * mz + viewmat[2, 3]
-        if not (z >= near and z <= far):
-            continue
-        w, qx, qy, qz = (float(quats[i, 0]), float(quats[i, 1]), float(quats[i, 2]),
-                         float(quats[i, 3]))
-        inv = 1.0 / math.sqrt(w * w + qx * qx + qy * qy + qz * qz)
-        w, qx, qy, qz = w * inv, qx * inv, qy * inv, qz * inv
-        rot = np.empty((3, 3))
-        rot[0, 0] = 1.0 - 2.0 * (qy * qy + qz * qz)
-        rot[0, 1] = 2.0 * (qx * qy - w * qz)
-        rot[0, 2] = 2.0 * (qx * qz + w * qy)
-        rot[1, 0] = 2.0 * (qx * qy + w * qz)
-        rot[1, 1] = 1.0 - 2.0 * (qx * qx + qz * qz)
-        rot[1, 2] = 2.0 * (qy * qz - w * qx)
-        rot[2, 0] = 2.0 * (qx * qz - w * qy)
-        rot[2, 1] = 2.0 * (qy * qz + w * qx)
-        rot[2, 2] = 1.0 - 2.0 * (qx * qx + qy * qy)
-        rz = 1.0 / z
-        tx = min(max(x * rz, -lim_x_neg), lim_x_pos)
-        ty = min(max(y * rz, -lim_y_neg), lim_y_pos)
-        # Rows of J M with M = R_cam R S (the covariance is M M^T).
-        row_x = np.empty(3)
-        row_y = np.empty(3)
-        for j in range(3):
-            s = float(scales[i, j])
-            m0 = (viewmat[0, 0] * rot[0, j] + viewmat[0, 1] * rot[1, j]
-                  + viewmat[0, 2] * rot[2, j]) * s
-            m1 = (viewmat[1, 0] * rot[0, j] + viewmat[1, 1] * rot[1, j]
-                  + viewmat[1, 2] * rot[2, j]) * s
-            m2 = (viewmat[2, 0] * rot[0, j] + viewmat[2, 1] * rot[1, j]
-                  + viewmat[2, 2] * rot[2, j]) * s
-            row_x[j] = fx * rz * (m0 - tx * m2)
-            row_y[j] = fy * rz * (m1 - ty * m2)
-        cov_xx = row_x[0] * row_x[0] + row_x[1] * row_x[1] + row_x[2] * row_x[2]
-        cov_xy = row_x[0] * row_y[0] + row_x[1] * row_y[1] + row_x[2] * row_y[2]
-        cov_yy = row_y[0] * row_y[0] + row_y[1] * row_y[1] + row_y[2] * row_y[2]
-        c0 = row_x[1] * row_y[2] - row_x[2] * row_y[1]
-        c1 = row_x[2] * row_y[0] - row_x[0] * row_y[2]
-        c2 = row_x[0] * row_y[1] - row_x[1] * row_y[0]
-        det_orig = c0 * c0 + c1 * c1 + c2 * c2  # Cauchy-Binet: no cancellation
-        det = det_orig + eps2d * (cov_xx + cov_yy) + eps2d * eps2d
-        if not det > 0.0:
-            continue
-        blur_xx = cov_xx + eps2d
-        blur_yy = cov_yy + eps2d
-        opacity = float(opacities[i])
-        if antialiased:
-            opacity *= math.sqrt(det_orig / det)
-        if not opacity >= ALPHA_THRESHOLD:
-            continue
-        level = math.log(opacity) - _LOG_THRESHOLD  # alpha >= 1/255 <=> sigma <= level
-        extend = min(MAX_EXTEND, math.sqrt(2.0 * max(level, 0.0)))
-        radius_x = math.ceil(extend * math.sqrt(blur_xx))
-        radius_y = math.ceil(extend * math.sqrt(blur_yy))
-        mean_x = fx * x * rz + cx
-        mean_y = fy * y * rz + cy
-        if radius_x <= 0 or radius_y <= 0:
-            continue
-        if mean_x + radius_x <= 0 or mean_x - radius_x >= width:
-            continue
-        if mean_y + radius_y <= 0 or mean_y - radius_y >= height:
-            continue
-        root_det_yy = math.sqrt(det * blur_yy)
-        out[i, MEAN_X] = mean_x
-        out[i, MEAN_Y] = mean_y
-        out[i, ROOT_P] = blur_yy / root_det_yy
-        out[i, ROOT_Q] = -cov_xy / root_det_yy
-        out[i, ROOT_R] = 1.0 / math.sqrt(blur_yy)
-        out[i, OPACITY] = opacity
-        out[i, REACH2] = 2.0 * (level * (1.0 + 1e-6) + 1e-6)
-        out[i, RADIUS_X] = radius_x
-        out[i, RADIUS_Y] = radius_y
-        out[i, DEPTH] = z
-        out[i, INV_P] = root_det_yy / blur_yy
-        out[i, REACH_Y] = math.sqrt(out[i, REACH2] * blur_yy)
-        visible[i] = True
-
-
-@numba.njit(parallel=True, cache=True)
-def gather_rows(
-    table: np.ndarray,  # [N, SPLAT_COLUMNS] float64
-    features: np.ndarray,  # [N, D] float32
-    rows: np.ndarray,  # [M] int64 rows to copy, in their new order
-    with_depth: bool,
-    out_table: np.ndarray,  # [M, SPLAT_COLUMNS] float64, written
-    out_features: np.ndarray,  # [M, D (+1 with depth)] float32, written
-) -> None:
-    """Copy the listed rows (the depth appended as a last feature when asked for)."""
-    n_feat = features.shape[1]
-    for k in numba.prange(rows.shape[0]):
-        g = rows[k]
-        for c in range(SPLAT_COLUMNS):
-            out_table[k, c] = table[g, c]
-        for c in range(n_feat):
-            out_features[k, c] = features[g, c]
-        if with_depth:
-            out_features[k, n_feat] = table[g, DEPTH]
-
-
-@numba.njit(cache=True, inline="always")
-def _row_span(splat: np.ndarray, tile_size: int, tiles_y: int) -> tuple[int, int]:
-    """Tile rows ``[first, end)`` whose pixel centres the splat's ellipse reaches."""
-    mean_y, radius_y = splat[MEAN_Y], splat[RADIUS_Y]
-    reach_y = splat[REACH_Y] + CULL_PAD_PX
-    # Tile row i holds pixel centres y in [i ts + 0.5, i ts + ts - 0.5].
-    first = max(math.ceil((mean_y - reach_y - (tile_size - 0.5)) / tile_size),
-                math.floor((mean_y - radius_y) / tile_size))
-    end = min(math.floor((mean_y + reach_y - 0.5) / tile_size) + 1,
-              math.ceil((mean_y + radius_y) / tile_size))
-    return int(min(max(first, 0), tiles_y)), int(min(max(end, 0), tiles_y))
-
-
-@numba.njit(cache=True, inline="always")
-def _column_span(splat: np.ndarray, row: int, tile_size: int, tiles_x: int) -> tuple[int, int]:
-    """Tile columns ``[first, end)`` of tile row ``row`` whose pixel centres the ellipse reaches.
-
-    At offset dy the ellipse spans dx in ``[(-q dy - h) / p, (-q dy + h) / p]`` with
-    ``h = sqrt(reach2 - (r dy)^2)``; over the row's dy range the left end is least at
-    ``dy = q sqrt(reach2) / (r hypot(q, r))`` (clamped), the right end greatest at minus that.
-    """
-    mean_x, mean_y = splat[MEAN_X], splat[MEAN_Y]
-    p, q, r, reach2 = splat[ROOT_P], splat[ROOT_Q], splat[ROOT_R], splat[REACH2]
-    reach = splat[REACH_Y]
-    top = row * tile_size + 0.5 - mean_y
-    dy_lo = max(top, -reach)
-    dy_hi = min(top + (tile_size - 1), reach)
-    extreme = q * math.sqrt(reach2) / (r * math.hypot(q, r))
-    dy_left = min(max(extreme, dy_lo), dy_hi)
-    dy_right = min(max(-extreme, dy_lo), dy_hi)
-    h_left = math.sqrt(max(reach2 - (r * dy_left) ** 2, 0.0))
-    h_right = math.sqrt(max(reach2 - (r * dy_right) ** 2, 0.0))
-    x_left = mean_x - (q * dy_left + h_left) / p - CULL_PAD_PX
-    x_right = mean_x - (q * dy_right - h_right) / p + CULL_PAD_PX
-    radius_x = splat[RADIUS_X]
-    first = max(math.ceil((x_left - (tile_size - 0.5)) / tile_size),
-                math.floor((mean_x - radius_x) / tile_size))
-    end = min(math.floor((x_right - 0.5) / tile_size) + 1,
-              math.ceil((mean_x + radius_x) / tile_size))
-    return int(min(max(first, 0), tiles_x)), int(min(max(end, 0), tiles_x))
-
-
-@numba.njit(parallel=True, cache=True)
-def count_tiles(table: np.ndarray, depth_rows: np.ndarray, tile_size: int, tiles_x: int,
-                tiles_y: int, counts: np.ndarray) -> None:
-    """``counts[k]`` (written): how many tiles the k-th splat from the front reaches
-    (its row in ``table``: ``depth_rows[k]``)."""
-    for k in numba.prange(depth_rows.shape[0]):
-        splat = table[depth_rows[k]]
-        row0, row1 = _row_span(splat, tile_size, tiles_y)
-        n = 0
-        for row in range(row0, row1):
-            col0, col1 = _column_span(splat, row, tile_size, tiles_x)
-            n += max(col1 - col0, 0)
-        counts[k] = n
-
-
-@numba.njit(parallel=True, cache=True)
-def list_tiles(table: np.ndarray, depth_rows: np.ndarray, tile_size: int, tiles_x: int,
-               tiles_y: int, starts: np.ndarray, pair_tiles: np.ndarray) -> None:
-    """Write the k-th splat's tiles to ``pair_tiles[starts[k]:starts[k + 1]]``."""
-    for k in numba.prange(depth_rows.shape[0]):
-        splat = table[depth_rows[k]]
-        row0, row1 = _row_span(splat, tile_size, tiles_y)
-        pair = starts[k]
-        for row in range(row0, row1):
-            col0, col1 = _column_span(splat, row, tile_size, tiles_x)
-            for col in range(col0, col1):
-                pair_tiles[pair] = row * tiles_x + col
-                pair += 1
+    for c in numba.prange(chunk_starts.shape[0] - 1):
+        home_counts[c, :] = 0
+        pair_counts[c, :] = 0
+        for i in range(chunk_starts[c], chunk_starts[c + 1]):
+            (kept, mean_x, mean_y, p, q, r, opacity, reach2, radius_x, radius_y, depth,
+             inv_p, reach_y) = _project_one(
+                i, means, quats, scales, opacities, viewmat, fx, fy, cx, cy, lim_x_pos,
+                lim_x_neg, lim_y_pos, lim_y_neg, width, height, near, far, eps2d,
+                antialiased)
+            if not kept:
+                home[i] = -1
+                continue
+            out[i, MEAN_X] = mean_x
+            out[i, MEAN_Y] = mean_y
+            out[i, ROOT_P] = p
+            out[i, ROOT_Q] = q
+            out[i, ROOT_R] = r
+            out[i, OPACITY] = opacity
+            out[i, REACH2] = reach2
+            out[i, RADIUS_X] = radius_x
+            out[i, RADIUS_Y] = radius_y
+            out[i, DEPTH] = depth
+            out[i, INV_P] = inv_p
+            out[i, REACH_Y] = reach_y
+            t = (min(max(math.floor(mean_y / tile_size), 0), tiles_y - 1) * tiles_x
+                 + min(max(math.floor(mean_x / tile_size), 0), tiles_x - 1))
+            home[i] = t
+            home_counts[c, t] += 1
+            row0, row1 = _row_span(mean_y, radius_y, reach_y, tile_size, tiles_y)
+            spans[i, 0] = row0
+            spans[i, 1] = row1
+            extreme = _extreme_dy(q, r, reach2)
+            for row in range(row0, row1):
+                col0, col1 = _column_span(mean_x, mean_y, p, q, r, reach2, reach_y, radius_x,
+                                          extreme, row, tile_size, tiles_x)
+                if row - row0 < SPAN_ROWS:
+                    spans[i, 2 + 2 * (row - row0)] = col0
+                    spans[i, 3 + 2 * (row - row0)] = col1
+                for col in range(col0, col1):
+                    pair_counts[c, row * tiles_x + col] += 1
 
 
 @numba.njit(cache=True)
-def group_by_tile(starts: np.ndarray, pair_tiles: np.ndarray, depth_rows: np.ndarray,
-                  n_tiles: int, tile_offsets: np.ndarray, tile_lists: np.ndarray) -> None:
-    """Counting sort of the (splat, tile) pairs by tile; stable, so each list stays
-    front to back. Writes ``tile_offsets [n_tiles + 1]`` and ``tile_lists [pairs]``
-    (rows of the table)."""
-    tile_offsets[:] = 0
-    for k in range(pair_tiles.shape[0]):
-        tile_offsets[pair_tiles[k] + 1] += 1
+def chunk_cursors(counts: np.ndarray  # [C, tiles] int64
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Slots of a stable counting sort by tile of items counted per chunk: ``(cursor
+    [C, tiles], offsets [tiles + 1])``; chunk c's first item of tile t goes to
+    ``cursor[c, t]``, tile t's items fill ``[offsets[t], offsets[t + 1])`` in chunk order."""
+    n_chunks, n_tiles = counts.shape
+    cursor = np.empty((n_chunks, n_tiles), dtype=np.int64)
+    offsets = np.empty(n_tiles + 1, dtype=np.int64)
+    total = 0
     for t in range(n_tiles):
-        tile_offsets[t + 1] += tile_offsets[t]
-    cursor = tile_offsets[:n_tiles].copy()
-    for k in range(starts.shape[0] - 1):
-        row = depth_rows[k]
-        for pair in range(starts[k], starts[k + 1]):
-            t = pair_tiles[pair]
-            tile_lists[cursor[t]] = row
-            cursor[t] += 1
+        offsets[t] = total
+        for c in range(n_chunks):
+            cursor[c, t] = total
+            total += counts[c, t]
+    offsets[n_tiles] = total
+    return cursor, offsets
+
+
+@numba.njit(parallel=True, cache=True)
+def scatter_splats(
+    table: np.ndarray,  # [N, SPLAT_COLUMNS] float64, from project
+    table_bits: np.ndarray,  # [N, SPLAT_COLUMNS] uint64: the same memory
+    features: np.ndarray,  # [N, D] float32
+    home: np.ndarray,  # [N] int32 from project
+    spans: np.ndarray,  # [N, 2 + 2 SPAN_ROWS] int32 from project
+    chunk_starts: np.ndarray,  # [C + 1] int64, as given to project
+    tile_size: int,
+    tiles_x: int,
+    with_depth: bool,
+    row_cursor: np.ndarray,  # [C, tiles] int64 from chunk_cursors(home_counts), advanced
+    pair_cursor: np.ndarray,  # [C, tiles] int64 from chunk_cursors(pair_counts), advanced
+    splats: np.ndarray,  # [M, SPLAT_COLUMNS] float64, written
+    splat_features: np.ndarray,  # [M, D (+1 with depth)] float32, written
+    ids: np.ndarray,  # [M] int64, written: the Gaussian index of each row
+    row_keys: np.ndarray,  # [M] uint64, written: depth_key of each row's depth
+    pair_rows: np.ndarray,  # [pairs] int32, written: the rows listed, grouped by tile
+) -> None:
+    """Copy the kept splats into rows ordered by home tile (then by index), so a tile's
+    list reads nearby rows, and list each under every tile it reaches, grouped by tile,
+    in index order within a tile (the depth appended as a last feature when asked for)."""
+    n_feat = features.shape[1]
+    for c in numba.prange(chunk_starts.shape[0] - 1):
+        for i in range(chunk_starts[c], chunk_starts[c + 1]):
+            t = home[i]
+            if t < 0:
+                continue
+            k = row_cursor[c, t]
+            row_cursor[c, t] = k + 1
+            ids[k] = i
+            for j in range(SPLAT_COLUMNS):
+                splats[k, j] = table[i, j]
+            for j in range(n_feat):
+                splat_features[k, j] = features[i, j]
+            if with_depth:
+                splat_features[k, n_feat] = table[i, DEPTH]
+            row_keys[k] = depth_key(table_bits[i, DEPTH])
+            row0, row1 = spans[i, 0], spans[i, 1]
+            for row in range(row0, row1):
+                if row - row0 < SPAN_ROWS:
+                    col0 = spans[i, 2 + 2 * (row - row0)]
+                    col1 = spans[i, 3 + 2 * (row - row0)]
+                else:
+                    q, r, reach2 = table[i, ROOT_Q], table[i, ROOT_R], table[i, REACH2]
+                    col0, col1 = _column_span(
+                        table[i, MEAN_X], table[i, MEAN_Y], table[i, ROOT_P], q, r, reach2,
+                        table[i, REACH_Y], table[i, RADIUS_X], _extreme_dy(q, r, reach2), row,
+                        tile_size, tiles_x)
+                for col in range(col0, col1):
+                    tile = row * tiles_x + col
+                    slot = pair_cursor[c, tile]
+                    pair_cursor[c, tile] = slot + 1
+                    pair_rows[slot] = k

@@ -4,13 +4,15 @@ Same contract as :mod:`gs_backend.raster.torch_tiles` (DESIGN contract 3), same
 rules, computed differently:
 
 1. **Projection** (:func:`~gs_backend.raster.numba_kernels.project`): one pass over
-   the Gaussians in float64, gsplat's EWA projection and culling; the survivors are
-   stably sorted by centre depth (ties by index), and their rows copied into a
+   the Gaussians in float64, gsplat's EWA projection and culling, which also counts,
+   per chunk of Gaussians, the splats per tile; the kept rows are then copied into a
    table ordered by the tile of their centre (so a tile reads nearby rows).
 2. **Binning**: each Gaussian lists the 16x16-pixel tiles whose pixel centres its
    alpha >= 1/255 ellipse reaches (``sigma <= ln(255 o)``, the opacity-aware
-   extent, walked one tile row at a time, inside gsplat's tile box); a stable
-   counting sort by tile keeps every tile's list front to back.
+   extent, walked one tile row at a time, inside gsplat's tile box), written
+   straight into its tiles' slots (a parallel counting sort by tile); then each
+   tile's list is sorted on its own by centre depth, stably (ties by index), by
+   :func:`~gs_backend.raster.numba_sort.sort_segments`.
 3. **Compositing**: one parallel loop over tiles. Per tile, splats are visited in
    list order; in each pixel row only the pixel centres inside the ellipse are
    evaluated, with the exact rule deciding; a tile stops once all its pixels have
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -35,6 +38,7 @@ from torch import Tensor
 
 from gs_backend.raster import numba_kernels as kernels
 from gs_backend.raster.numba_composite import composite
+from gs_backend.raster.numba_sort import sort_segments
 from gs_backend.raster.types import RasterResult
 
 TILE_SIZE = 16
@@ -43,6 +47,12 @@ whatever the tile size, so larger tiles only save per-tile work: 16 was ~20 % fa
 than 8 on the benchmark scene, and still gives 1,200 tiles at 640x480 to share out."""
 TILES_PER_CHUNK = 2
 """Tiles handed to a thread at a time (dynamic scheduling)."""
+CHUNKS_PER_THREAD = 4
+"""Projection and binning split the Gaussians into this many chunks per thread."""
+MIN_CHUNK = 4096
+"""Gaussians per chunk at least (each chunk counts splats per tile: ``tiles`` ints)."""
+MAX_CHUNK_COUNTERS = 1 << 22
+"""Chunks times tiles at most (fewer chunks for huge tile grids)."""
 
 _LOCK = threading.Lock()
 
@@ -143,49 +153,87 @@ def _rasterize(
     return result, stats
 
 
+class Binning(NamedTuple):
+    """The kept splats and their per-tile lists (what compositing reads).
+
+    Attributes:
+        splats: ``[M, SPLAT_COLUMNS]`` float64 rows (see numba_kernels), ordered by the
+            tile holding their centre, then by Gaussian index.
+        features: ``[M, D (+1 with depth)]`` float32, rows as in ``splats``.
+        ids: ``[M]`` int64: the Gaussian index of each row.
+        tile_offsets: ``[tiles + 1]`` int64: tile t's list is
+            ``tile_lists[tile_offsets[t]:tile_offsets[t + 1]]``.
+        tile_lists: ``[pairs]`` int64 rows of ``splats``, each tile's front to back
+            (centre depth, ties by Gaussian index).
+        tile_order: ``[tiles]`` int64: tiles by decreasing list length (ties by index).
+    """
+
+    splats: np.ndarray
+    features: np.ndarray
+    ids: np.ndarray
+    tile_offsets: np.ndarray
+    tile_lists: np.ndarray
+    tile_order: np.ndarray
+
+
+def bin_splats(
+    means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray,
+    features: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int,
+    near: float, far: float, eps2d: float, antialiased: bool, with_depth: bool,
+    tile_size: int,
+) -> Binning:
+    """Project the Gaussians (float32 arrays; ``viewmat``, ``K`` float64) and list the
+    kept splats under the tiles whose pixel centres their ellipse reaches."""
+    n = means.shape[0]
+    tiles_x = -(-width // tile_size)
+    tiles_y = -(-height // tile_size)
+    n_tiles = tiles_x * tiles_y
+    # Gaussians in contiguous chunks, a few per thread (handed out dynamically).
+    n_chunks = max(1, min(CHUNKS_PER_THREAD * numba.get_num_threads(), n // MIN_CHUNK,
+                          MAX_CHUNK_COUNTERS // n_tiles))
+    chunk_starts = np.arange(n_chunks + 1, dtype=np.int64) * n // n_chunks
+    table = np.empty((n, kernels.SPLAT_COLUMNS))
+    home = np.empty(n, dtype=np.int32)
+    spans = np.empty((n, 2 + 2 * kernels.SPAN_ROWS), dtype=np.int32)
+    home_counts = np.empty((n_chunks, n_tiles), dtype=np.int64)
+    pair_counts = np.empty((n_chunks, n_tiles), dtype=np.int64)
+    kernels.project(means, quats, scales, opacities, viewmat, K, width, height, near, far,
+                    eps2d, antialiased, tile_size, tiles_x, tiles_y, chunk_starts, table, home,
+                    spans, home_counts, pair_counts)
+    # Rows are stored in the order of the tile holding their centre, so that a tile's
+    # list reads nearby rows; each tile's list is then sorted front to back by depth
+    # (stable: ties in index order).
+    row_cursor, row_offsets = kernels.chunk_cursors(home_counts)
+    pair_cursor, tile_offsets = kernels.chunk_cursors(pair_counts)
+    m, pairs = int(row_offsets[-1]), int(tile_offsets[-1])
+    splats = np.empty((m, kernels.SPLAT_COLUMNS))
+    splat_features = np.empty((m, features.shape[1] + int(with_depth)), dtype=np.float32)
+    ids = np.empty(m, dtype=np.int64)
+    row_keys = np.empty(m, dtype=np.uint64)
+    pair_rows = np.empty(pairs, dtype=np.int32)  # rows < 2**31
+    kernels.scatter_splats(table, table.view(np.uint64), features, home, spans,
+                           chunk_starts,
+                           tile_size, tiles_x, with_depth, row_cursor, pair_cursor,
+                           splats, splat_features, ids, row_keys, pair_rows)
+    # Longest lists first, so the last tiles handed out are short ones.
+    tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
+    tile_lists = np.empty(pairs, dtype=np.int64)
+    sort_segments(tile_offsets, tile_order, row_keys, pair_rows, tile_lists)
+    return Binning(splats, splat_features, ids, tile_offsets, tile_lists, tile_order)
+
+
 def _render(
     means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray,
     features: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int,
     background: np.ndarray, near: float, far: float, eps2d: float, antialiased: bool,
     with_depth: bool, tile_size: int, count: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RasterStats]:
-    n = means.shape[0]
-    table = np.empty((n, kernels.SPLAT_COLUMNS))
-    visible = np.empty(n, dtype=np.bool_)
-    kernels.project(means, quats, scales, opacities, viewmat, K, width, height, near, far,
-                    eps2d, antialiased, table, visible)
-    ids = np.flatnonzero(visible)
-    front_to_back = ids[np.argsort(table[ids, kernels.DEPTH], kind="stable")]  # ties by index
+    splats, splat_features, _, tile_offsets, tile_lists, tile_order = bin_splats(
+        means, quats, scales, opacities, features, viewmat, K, width, height, near, far,
+        eps2d, antialiased, with_depth, tile_size)
+    m, pairs = splats.shape[0], tile_lists.shape[0]
     tiles_x = -(-width // tile_size)
-    tiles_y = -(-height // tile_size)
-    n_tiles = tiles_x * tiles_y
-    # Rows are stored in the order of the tile holding their centre, so that a tile's
-    # list reads nearby rows; depth_rows[k] is the row of the k-th splat from the front.
-    centre_x = table[front_to_back, kernels.MEAN_X] // tile_size
-    centre_y = table[front_to_back, kernels.MEAN_Y] // tile_size
-    home = (np.clip(centre_y, 0, tiles_y - 1) * tiles_x + np.clip(centre_x, 0, tiles_x - 1))
-    key_type = np.int16 if n_tiles <= np.iinfo(np.int16).max else np.int32  # radix sort
-    spatial = np.argsort(home.astype(key_type), kind="stable")
-    m = spatial.shape[0]
-    depth_rows = np.empty(m, dtype=np.int64)
-    depth_rows[spatial] = np.arange(m)
-    splats = np.empty((m, kernels.SPLAT_COLUMNS))
-    splat_features = np.empty((m, features.shape[1] + int(with_depth)), dtype=np.float32)
-    kernels.gather_rows(table, features, front_to_back[spatial], with_depth, splats,
-                        splat_features)
-
-    counts = np.empty(m, dtype=np.int64)
-    kernels.count_tiles(splats, depth_rows, tile_size, tiles_x, tiles_y, counts)
-    starts = np.zeros(m + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    pair_tiles = np.empty(int(starts[-1]), dtype=np.int64)
-    kernels.list_tiles(splats, depth_rows, tile_size, tiles_x, tiles_y, starts, pair_tiles)
-    tile_offsets = np.empty(n_tiles + 1, dtype=np.int64)
-    tile_lists = np.empty_like(pair_tiles)
-    kernels.group_by_tile(starts, pair_tiles, depth_rows, n_tiles, tile_offsets, tile_lists)
-
-    # Longest lists first, so the last tiles handed out are short ones.
-    tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
+    n_tiles = tile_order.shape[0]
     rgb = np.empty((height, width, background.shape[0]), dtype=np.float32)
     alphas = np.empty((height, width), dtype=np.float32)
     depth = np.empty((height, width) if with_depth else (0, 0), dtype=np.float32)
@@ -193,6 +241,6 @@ def _render(
     composite(splats, splat_features, tile_offsets, tile_lists, tile_order, tile_size, tiles_x,
               width, height, background, with_depth, count, rgb, alphas, depth, stats)
     evaluated, contributed = stats.sum(axis=0)
-    return rgb, alphas, depth, RasterStats(visible=m, pairs=int(starts[-1]),
+    return rgb, alphas, depth, RasterStats(visible=m, pairs=pairs,
                                            evaluated=int(evaluated),
                                            contributed=int(contributed))
