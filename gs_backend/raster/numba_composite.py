@@ -105,15 +105,16 @@ def exp_nonpositive(x: np.float32) -> np.float32:
 
 @numba.njit(inline="always")
 def _shade_run(
-    xs: np.ndarray, ys: np.ndarray,  # [L] float32 lane offsets from the block origin
-    trans: np.ndarray, weight: np.ndarray,  # [L] float32, updated / written
-    evaluated: np.ndarray, used: np.ndarray,  # [L] int32 counters, when ``count``
+    trans: np.ndarray, weight: np.ndarray,  # [P] float32, updated / written in [lo, hi)
+    evaluated: np.ndarray, used: np.ndarray,  # [P] int32 counters, when ``count``
+    xs: np.ndarray, ys: np.ndarray,  # [P] float32 pixel offsets from the block origin
+    lo: np.uint64, hi: np.uint64,  # the run (unsigned: no negative-index wrap, so it vectorises)
     count: bool,
     p: np.float32, q: np.float32, r: np.float32, cu: np.float32, cv: np.float32,
     opacity: np.float32, half_reach2: np.float32,
 ) -> None:
-    """One splat over one contiguous run of lanes (``L`` a multiple of LANES)."""
-    for i in range(xs.shape[0]):
+    """One splat over one contiguous run of lanes (a multiple of LANES)."""
+    for i in range(lo, hi):
         u = p * xs[i] + (q * ys[i] + cu)
         v = r * ys[i] + cv
         sigma = _F32(0.5) * (u * u + v * v)
@@ -198,7 +199,7 @@ def composite(
             ys[i] = _F32(y0 - block_y + yy)
             trans[i] = _F32(1.0) if (xx < cols and yy < rows) else _F32(-1.0)
         weight = np.zeros(n_pix, dtype=np.float32)
-        accum = np.zeros((n_feat, n_pix), dtype=np.float32)
+        accum = np.zeros(n_feat * n_pix, dtype=np.float32)  # channel-major
         evaluated = np.zeros(n_pix, dtype=np.int32)
         used = np.zeros(n_pix, dtype=np.int32)
         vector_live = np.empty(n_vectors, dtype=np.int64)
@@ -214,7 +215,8 @@ def composite(
             centre_y = mean_y - y0 - 0.5
             row_lo = max(math.ceil(centre_y - reach_y - CULL_PAD_PX), 0)
             row_hi = min(math.floor(centre_y + reach_y + CULL_PAD_PX), rows - 1)
-            reach_x = math.sqrt(reach2 * (1.0 + (q / r) ** 2)) / p
+            q_over_r = q / r
+            reach_x = math.sqrt(reach2 * (1.0 + q_over_r * q_over_r)) / p
             centre_x = mean_x - x0 - 0.5
             col_lo = max(math.ceil(centre_x - reach_x - CULL_PAD_PX), 0)
             col_hi = min(math.floor(centre_x + reach_x + CULL_PAD_PX), cols - 1)
@@ -240,20 +242,18 @@ def composite(
                     continue
                 lo = v_lo * LANES
                 hi = (v_hi + 1) * LANES
-                run_weight = weight[lo:hi]
+                lo_u, hi_u = np.uint64(lo), np.uint64(hi)
                 if count:  # two inlined copies: the counters cost nothing when not asked for
-                    _shade_run(xs[lo:hi], ys[lo:hi], trans[lo:hi], run_weight,
-                               evaluated[lo:hi], used[lo:hi], True, p32, q32, r32, cu, cv,
-                               opacity, half_reach2)
+                    _shade_run(trans, weight, evaluated, used, xs, ys, lo_u, hi_u, True,
+                               p32, q32, r32, cu, cv, opacity, half_reach2)
                 else:
-                    _shade_run(xs[lo:hi], ys[lo:hi], trans[lo:hi], run_weight,
-                               evaluated[lo:hi], used[lo:hi], False, p32, q32, r32, cu, cv,
-                               opacity, half_reach2)
+                    _shade_run(trans, weight, evaluated, used, xs, ys, lo_u, hi_u, False,
+                               p32, q32, r32, cu, cv, opacity, half_reach2)
                 for c in range(n_feat):
                     f = features[g, c]
-                    run_accum = accum[c, lo:hi]
-                    for i in range(hi - lo):
-                        run_accum[i] += run_weight[i] * f
+                    base = np.uint64(c * n_pix)
+                    for i in range(lo_u, hi_u):
+                        accum[base + i] += weight[i] * f
         if count:
             stats[tile, 0] = evaluated.sum()
             stats[tile, 1] = used.sum()
@@ -264,8 +264,8 @@ def composite(
                 t = abs(trans[i])
                 py, px = y0 + yy, x0 + xx
                 for c in range(n_colors):
-                    colors_out[py, px, c] = accum[c, i] + t * background[c]
+                    colors_out[py, px, c] = accum[c * n_pix + i] + t * background[c]
                 alpha = _F32(1.0) - t
                 alphas_out[py, px] = alpha
                 if with_depth:
-                    depth_out[py, px] = accum[n_colors, i] / max(alpha, DEPTH_ALPHA_FLOOR)
+                    depth_out[py, px] = accum[n_colors * n_pix + i] / max(alpha, DEPTH_ALPHA_FLOOR)
