@@ -39,6 +39,7 @@ from gs_backend.raster.numba_kernels import (
     MEAN_Y,
     OPACITY,
     REACH2,
+    REACH_X,
     REACH_Y,
     ROOT_P,
     ROOT_Q,
@@ -215,8 +216,7 @@ def composite(
             centre_y = mean_y - y0 - 0.5
             row_lo = max(math.ceil(centre_y - reach_y - CULL_PAD_PX), 0)
             row_hi = min(math.floor(centre_y + reach_y + CULL_PAD_PX), rows - 1)
-            q_over_r = q / r
-            reach_x = math.sqrt(reach2 * (1.0 + q_over_r * q_over_r)) / p
+            reach_x = table[g, REACH_X]
             centre_x = mean_x - x0 - 0.5
             col_lo = max(math.ceil(centre_x - reach_x - CULL_PAD_PX), 0)
             col_hi = min(math.floor(centre_x + reach_x + CULL_PAD_PX), cols - 1)

@@ -14,8 +14,9 @@ Splat table (``SPLAT_COLUMNS`` columns per visible Gaussian):
 projected centre), ``opacity`` (times the compensation in antialiased mode),
 ``reach2`` (twice the sigma level where alpha falls to 1/255, widened by a
 margin: the ellipse every shaded pixel centre lies in), ``radius_x, radius_y``
-(gsplat's opacity-aware box, whole pixels), ``depth``, ``1 / p`` and
-``reach_y = sqrt(reach2) / r`` (the ellipse's half height, pixels).
+(gsplat's opacity-aware box, whole pixels), ``depth``, and the ellipse's half
+width and half height ``reach_x = sqrt(reach2 cov_xx)``, ``reach_y = sqrt(reach2) / r``
+(pixels, ``cov`` the blurred 2D covariance).
 
 Compiled code is cached (:mod:`gs_backend.raster.numba_cache`), so compilation
 (about 10 s) is paid once per machine.
@@ -51,7 +52,7 @@ CULL_PAD_PX = 1e-3
 
 SPLAT_COLUMNS = 12
 (MEAN_X, MEAN_Y, ROOT_P, ROOT_Q, ROOT_R, OPACITY, REACH2, RADIUS_X, RADIUS_Y, DEPTH,
- INV_P, REACH_Y) = range(SPLAT_COLUMNS)
+ REACH_X, REACH_Y) = range(SPLAT_COLUMNS)
 
 SPAN_ROWS = 2
 """Projection records a splat's tile rows ``[row0, row1)`` and the column span of its
@@ -132,7 +133,7 @@ def _project_one(
     reach2 = 2.0 * (level * (1.0 + 1e-6) + 1e-6)
     return (True, mean_x, mean_y, blur_yy / root_det_yy, -cov_xy / root_det_yy,
             1.0 / math.sqrt(blur_yy), opacity, reach2, float(radius_x), float(radius_y), z,
-            root_det_yy / blur_yy, math.sqrt(reach2 * blur_yy))
+            math.sqrt(reach2 * blur_xx), math.sqrt(reach2 * blur_yy))
 
 
 @numba.njit(cache=True, inline="always")
@@ -231,7 +232,7 @@ def project(
         pair_counts[c, :] = 0
         for i in range(chunk_starts[c], chunk_starts[c + 1]):
             (kept, mean_x, mean_y, p, q, r, opacity, reach2, radius_x, radius_y, depth,
-             inv_p, reach_y) = _project_one(
+             reach_x, reach_y) = _project_one(
                 i, means, quats, scales, opacities, viewmat, fx, fy, cx, cy, lim_x_pos,
                 lim_x_neg, lim_y_pos, lim_y_neg, width, height, near, far, eps2d,
                 antialiased)
@@ -248,7 +249,7 @@ def project(
             out[i, RADIUS_X] = radius_x
             out[i, RADIUS_Y] = radius_y
             out[i, DEPTH] = depth
-            out[i, INV_P] = inv_p
+            out[i, REACH_X] = reach_x
             out[i, REACH_Y] = reach_y
             t = (min(max(math.floor(mean_y / tile_size), 0), tiles_y - 1) * tiles_x
                  + min(max(math.floor(mean_x / tile_size), 0), tiles_x - 1))
