@@ -13,10 +13,11 @@ rules, computed differently:
    straight into its tiles' slots (a parallel counting sort by tile); then each
    tile's list is sorted on its own by centre depth, stably (ties by index), by
    :func:`~gs_backend.raster.numba_sort.sort_segments`.
-3. **Compositing**: one parallel loop over tiles. Per tile, splats are visited in
-   list order; in each pixel row only the pixel centres inside the ellipse are
-   evaluated, with the exact rule deciding; a tile stops once all its pixels have
-   stopped.
+3. **Compositing** (:func:`~gs_backend.raster.numba_composite.composite`): one
+   parallel loop over tiles. Per tile, splats are visited in list order, each
+   shading the 8-pixel float32 vectors of its rows in the column groups it
+   touches (vectorised by LLVM); stopped pixels are trimmed from runs and a
+   tile stops once all its pixels have stopped.
 
 Threads: one parallel region per stage and frame, so a thread descheduled on a
 busy machine costs its own share only. The thread count is numba's
