@@ -251,6 +251,8 @@ def composite(
                                p32, q32, r32, cu, cv, opacity, half_reach2)
                 for c in range(n_feat):
                     f = features[g, c]
+                    if f == 0.0:  # adds nothing (e.g. other instruments' channels)
+                        continue
                     base = np.uint64(c * n_pix)
                     for i in range(lo_u, hi_u):
                         accum[base + i] += weight[i] * f
