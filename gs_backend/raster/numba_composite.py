@@ -25,11 +25,9 @@ import math
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 from gs_backend.raster.numba_cache import ensure_cache_location
+from gs_backend.raster.numba_intrinsics import float32_from_bits, prefetch
 from gs_backend.raster.numba_kernels import (
     ALPHA_THRESHOLD,
     CULL_PAD_PX,
@@ -76,49 +74,6 @@ _LN2_LO = _F32(-2.12194440e-4)
 _EXP_FLOOR = _F32(-87.0)  # below this exp underflows float32's normal range
 
 
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """Reinterpret an int32's bits as a float32 (a no-op that vectorises)."""
-    if bits != types.int32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.int32), codegen
-
-
-@intrinsic
-def _prefetch(typingctx, array, row, column):
-    """Hint the CPU to load ``array[row, column]``'s cache line (``llvm.prefetch``;
-    no effect on results). A tile's list visits splat rows in depth order, scattered
-    over memory: fetching a few entries ahead hides most of that latency."""
-    if not (isinstance(array, types.Array) and array.ndim == 2
-            and isinstance(row, types.Integer) and isinstance(column, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        indices = [context.cast(builder, value, kind, types.intp)
-                   for value, kind in zip(args[1:], signature.args[1:], strict=True)]
-        pointer = cgutils.get_item_pointer2(
-            context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
-            strides=cgutils.unpack_tuple(builder, ary.strides), layout=array_type.layout,
-            inds=indices, wraparound=False, boundscheck=False)
-        byte_pointer = ir.IntType(8).as_pointer()
-        int32 = ir.IntType(32)
-        prefetch = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
-            "llvm.prefetch.p0")
-        # read (0), keep in all cache levels (3), data cache (1)
-        builder.call(prefetch, [builder.bitcast(pointer, byte_pointer), ir.Constant(int32, 0),
-                                ir.Constant(int32, 3), ir.Constant(int32, 1)])
-        return context.get_dummy_value()
-
-    return types.none(array, row, column), codegen
-
-
 @numba.njit(inline="always")
 def exp_nonpositive(x: np.float32) -> np.float32:
     """``exp(x)`` for float32 ``x <= 0``, branch-free (vectorises); 0 below -87.
@@ -136,7 +91,7 @@ def exp_nonpositive(x: np.float32) -> np.float32:
     p45 = _F32(1.0 / 24.0) + _F32(1.0 / 120.0) * r
     p67 = _F32(1.0 / 720.0) + _F32(1.0 / 5040.0) * r
     p = (p01 + r2 * p23) + (r2 * r2) * (p45 + r2 * p67)
-    return p * _float32_from_bits(np.int32((n_int + np.int32(127)) << np.int32(23)))
+    return p * float32_from_bits(np.int32((n_int + np.int32(127)) << np.int32(23)))
 
 
 @numba.njit(inline="always")
@@ -246,9 +201,9 @@ def composite(
                     break
             if entry + PREFETCH_AHEAD < end:
                 ahead = tile_lists[entry + PREFETCH_AHEAD]
-                _prefetch(table, ahead, 0)
-                _prefetch(table, ahead, SPLAT_COLUMNS - 1)  # a row spans two cache lines
-                _prefetch(features, ahead, 0)
+                prefetch(table, ahead, 0)
+                prefetch(table, ahead, SPLAT_COLUMNS - 1)  # a row spans two cache lines
+                prefetch(features, ahead, 0)
             g = tile_lists[entry]
             mean_x, mean_y = table[g, MEAN_X], table[g, MEAN_Y]
             p, q, r = table[g, ROOT_P], table[g, ROOT_Q], table[g, ROOT_R]
