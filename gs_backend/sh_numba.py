@@ -1,0 +1,81 @@
+"""Gaussian colours on the CPU as one compiled loop (numba): the CPU twin of
+:func:`gs_backend.sh.gaussian_colors`.
+
+The eager torch evaluation is some forty small tensor ops per object and frame, each a
+parallel region whose barrier waits for a thread the OS has descheduled: on a busy
+2-core machine that took the 200k-Gaussian demo from ~7 ms to ~150 ms of colours per
+frame. This kernel is one parallel loop over the Gaussians, computed in float64 from
+float32 inputs, with the basis, the ``+ 0.5`` offset and the ``clamp_min(0)`` of
+:mod:`gs_backend.sh` (DESIGN contract 3). It writes into a caller's array, so colours go
+straight into a column slice of the rasterizer's feature array.
+
+Compiled code is cached on disk like the rasterizer's kernels
+(:func:`gs_backend.raster.numba_kernels._ensure_cache_location`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from gs_backend.gaussians import SH_C0
+from gs_backend.raster.numba_kernels import _ensure_cache_location
+from gs_backend.sh import (
+    NORMALIZE_EPS,
+    SH_C1,
+    SH_C2A,
+    SH_C2B,
+    SH_C2C,
+    SH_C3A,
+    SH_C3B,
+    SH_C3C,
+    SH_C3D,
+    SH_C3E,
+)
+
+_ensure_cache_location()
+
+
+@numba.njit(parallel=True, cache=True)
+def colors_into(
+    sh: np.ndarray,  # [N, K, 3] float32, K >= (degree + 1)^2
+    means: np.ndarray,  # [N, 3] float32 world positions
+    center: np.ndarray,  # [3] float64 camera centre
+    degree: int,  # 0..3
+    out: np.ndarray,  # [N, 3] float32, any strides (e.g. columns of a feature array)
+) -> None:
+    """``out[i] = clamp_min(SH_i(means[i] - center) + 0.5, 0)`` with bands 0..degree.
+
+    The direction is normalised with the same guard as :func:`gs_backend.sh.sh_basis`
+    (a zero direction evaluates the basis at (0, 0, 0)). NaN stays NaN.
+    """
+    for i in numba.prange(means.shape[0]):
+        dx = np.float64(means[i, 0]) - center[0]
+        dy = np.float64(means[i, 1]) - center[1]
+        dz = np.float64(means[i, 2]) - center[2]
+        norm = max(math.sqrt(dx * dx + dy * dy + dz * dz), NORMALIZE_EPS)
+        x, y, z = dx / norm, dy / norm, dz / norm
+        xx, yy, zz = x * x, y * y, z * z
+        for c in range(3):
+            v = SH_C0 * sh[i, 0, c]
+            if degree >= 1:
+                v += -SH_C1 * y * sh[i, 1, c] + SH_C1 * z * sh[i, 2, c] - SH_C1 * x * sh[i, 3, c]
+            if degree >= 2:
+                v += (SH_C2A * x * y * sh[i, 4, c]
+                      - SH_C2A * y * z * sh[i, 5, c]
+                      + SH_C2B * (3.0 * zz - 1.0) * sh[i, 6, c]
+                      - SH_C2A * x * z * sh[i, 7, c]
+                      + SH_C2C * (xx - yy) * sh[i, 8, c])
+            if degree >= 3:
+                five_zz_minus_1 = 5.0 * zz - 1.0
+                v += (-SH_C3A * y * (3.0 * xx - yy) * sh[i, 9, c]
+                      + SH_C3B * x * y * z * sh[i, 10, c]
+                      - SH_C3C * y * five_zz_minus_1 * sh[i, 11, c]
+                      + SH_C3D * z * (5.0 * zz - 3.0) * sh[i, 12, c]
+                      - SH_C3C * x * five_zz_minus_1 * sh[i, 13, c]
+                      + SH_C3E * z * (xx - yy) * sh[i, 14, c]
+                      - SH_C3A * x * (xx - 3.0 * yy) * sh[i, 15, c])
+            v += 0.5
+            out[i, c] = 0.0 if v < 0.0 else v  # clamp_min(0); NaN < 0 is False: kept
