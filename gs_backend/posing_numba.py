@@ -27,7 +27,7 @@ _QUAT_NORM_EPS = 1e-12
 """Guard of the quaternion normalisation (torch.nn.functional.normalize's default)."""
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def pose_into(
     means: np.ndarray,  # [N, 3] float32, asset coordinates
     quats: np.ndarray,  # [N, 4] float32 wxyz
@@ -46,7 +46,7 @@ def pose_into(
 ) -> None:
     """Write the posed Gaussians into the ``out_*`` arrays (no aliasing with the inputs)."""
     aw, ax, ay, az = rotation_quat[0], rotation_quat[1], rotation_quat[2], rotation_quat[3]
-    for i in numba.prange(means.shape[0]):
+    for i in range(means.shape[0]):
         mx, my, mz = np.float64(means[i, 0]), np.float64(means[i, 1]), np.float64(means[i, 2])
         for r in range(3):
             out_means[i, r] = scale * (rotation[r, 0] * mx + rotation[r, 1] * my

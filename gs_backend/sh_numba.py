@@ -38,7 +38,7 @@ from gs_backend.sh import (
 _ensure_cache_location()
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def colors_into(
     sh: np.ndarray,  # [N, K, 3] float32, K >= (degree + 1)^2
     means: np.ndarray,  # [N, 3] float32 world positions
@@ -51,7 +51,7 @@ def colors_into(
     The direction is normalised with the same guard as :func:`gs_backend.sh.sh_basis`
     (a zero direction evaluates the basis at (0, 0, 0)). NaN stays NaN.
     """
-    for i in numba.prange(means.shape[0]):
+    for i in range(means.shape[0]):
         dx = np.float64(means[i, 0]) - center[0]
         dy = np.float64(means[i, 1]) - center[1]
         dz = np.float64(means[i, 2]) - center[2]
