@@ -4,9 +4,9 @@ ops in :func:`gs_backend.posing.pose_gaussians`.
 Same map (DESIGN contract 2): mean -> s R mean + t, quat -> normalise(q_R * quat),
 scale -> s * scale, each SH band l >= 1 -> D_l(R) c_l (band 0 unchanged). The small
 per-pose parts (q_R, the Wigner matrices) are computed by the caller in float64; this
-loop applies them to every Gaussian in float64 from float32 inputs, in one parallel
-region instead of a dozen eager tensor ops (each a barrier that a descheduled thread
-stalls on a busy machine).
+loop applies them to every Gaussian in float64 from float32 inputs, serially (see
+:mod:`gs_backend.sh_numba` for why), instead of a dozen eager tensor ops (each a
+barrier that a descheduled thread stalls on a busy machine).
 
 Compiled code is cached on disk like the rasterizer's kernels
 (:func:`gs_backend.raster.numba_kernels._ensure_cache_location`).

@@ -4,10 +4,13 @@
 The eager torch evaluation is some forty small tensor ops per object and frame, each a
 parallel region whose barrier waits for a thread the OS has descheduled: on a busy
 2-core machine that took the 200k-Gaussian demo from ~7 ms to ~150 ms of colours per
-frame. This kernel is one parallel loop over the Gaussians, computed in float64 from
-float32 inputs, with the basis, the ``+ 0.5`` offset and the ``clamp_min(0)`` of
-:mod:`gs_backend.sh` (DESIGN contract 3). It writes into a caller's array, so colours go
-straight into a column slice of the rasterizer's feature array.
+frame. This kernel is one serial loop over the Gaussians (~4 ms for 160k degree-1 plus
+40k degree-3 Gaussians; a parallel loop was faster on a quiet machine but stalled
+~20 ms per call whenever another process held a core, and meanwhile the dataset
+writer's thread has the other core), computed in float64 from float32 inputs, with the
+basis, the ``+ 0.5`` offset and the ``clamp_min(0)`` of :mod:`gs_backend.sh` (DESIGN
+contract 3). It writes into a caller's array, so colours go straight into a column
+slice of the rasterizer's feature array.
 
 Compiled code is cached on disk like the rasterizer's kernels
 (:func:`gs_backend.raster.numba_kernels._ensure_cache_location`).
