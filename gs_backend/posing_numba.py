@@ -27,7 +27,11 @@ _QUAT_NORM_EPS = 1e-12
 """Guard of the quaternion normalisation (torch.nn.functional.normalize's default)."""
 
 
-@numba.njit(cache=True)
+# One explicit signature, any strides ("A" layout), compiled (or loaded from the cache)
+# at import.
+@numba.njit("void(float32[:, :], float32[:, :], float32[:, :], float32[:, :, :], float64, "
+            "float64[:, :], float64[:], float64[:], float64[:, :], int64, "
+            "float32[:, :], float32[:, :], float32[:, :], float32[:, :, :])", cache=True)
 def pose_into(
     means: np.ndarray,  # [N, 3] float32, asset coordinates
     quats: np.ndarray,  # [N, 4] float32 wxyz

@@ -41,7 +41,10 @@ from gs_backend.sh import (
 _ensure_cache_location()
 
 
-@numba.njit(cache=True)
+# One explicit signature, any strides ("A" layout): C-contiguous arrays and column
+# slices take the same machine code, compiled (or loaded from the cache) at import.
+@numba.njit("void(float32[:, :, :], float32[:, :], float64[:], int64, float32[:, :])",
+            cache=True)
 def colors_into(
     sh: np.ndarray,  # [N, K, 3] float32, K >= (degree + 1)^2
     means: np.ndarray,  # [N, 3] float32 world positions
