@@ -96,13 +96,16 @@ def prepare_asset(scenario: Scenario, name: str, device: torch.device) -> Prepar
 
 
 class FrameRenderer:
-    """Renders scenario frames; caches posed objects whose pose did not change.
+    """Renders scenario frames; caches posed objects whose pose did not change, and keeps
+    the rasterizer's input arrays between frames (only moved objects' rows are copied
+    again). Not for concurrent use: one renderer renders one frame at a time.
 
     Args:
         scenario: the validated scenario.
         assets: from :func:`prepare_assets`, on ``device``.
         device: the torch device to render on.
-        backend: rasterizer backend ("auto" picks gsplat on CUDA, torch elsewhere).
+        backend: rasterizer backend ("auto": gsplat on CUDA, numba on the CPU, torch
+            elsewhere; :func:`gs_backend.raster.resolve_backend`).
     """
 
     def __init__(self, scenario: Scenario, assets: dict[str, PreparedAsset],
