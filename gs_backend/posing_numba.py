@@ -27,6 +27,44 @@ _QUAT_NORM_EPS = 1e-12
 """Guard of the quaternion normalisation (torch.nn.functional.normalize's default)."""
 
 
+_SH_CHUNK = 64
+"""Gaussians rotated together: their coefficients are transposed into a small buffer
+so the inner loop runs over Gaussians (contiguous, vectorised; ~2x a per-Gaussian loop)."""
+
+
+@numba.njit(cache=True)
+def _rotate_sh_into(sh: np.ndarray, sh_block: np.ndarray, degree: int,
+                    out_sh: np.ndarray) -> None:
+    """``out_sh[i, :, c] = sh_block @ sh[i, :, c]``, band by band (the block is block
+    diagonal); each output is summed in the same order as a per-Gaussian loop would."""
+    k = (degree + 1) ** 2
+    src = np.empty((k * 3, _SH_CHUNK))
+    dst = np.empty((k * 3, _SH_CHUNK))
+    for start in range(0, sh.shape[0], _SH_CHUNK):
+        m = min(_SH_CHUNK, sh.shape[0] - start)
+        for t in range(m):
+            for j in range(k):
+                for c in range(3):
+                    src[j * 3 + c, t] = sh[start + t, j, c]
+        for c in range(3):  # band 0 is unchanged
+            dst[c, :m] = src[c, :m]
+        for band in range(1, degree + 1):
+            first, width = band * band, 2 * band + 1
+            for a in range(first, first + width):
+                for c in range(3):
+                    row = dst[a * 3 + c]
+                    row[:m] = 0.0
+                    for j in range(first, first + width):
+                        d = sh_block[a, j]
+                        column = src[j * 3 + c]
+                        for t in range(m):
+                            row[t] += d * column[t]
+        for t in range(m):
+            for j in range(k):
+                for c in range(3):
+                    out_sh[start + t, j, c] = dst[j * 3 + c, t]
+
+
 # One explicit signature, any strides ("A" layout), compiled (or loaded from the cache)
 # at import.
 @numba.njit("void(float32[:, :], float32[:, :], float32[:, :], float32[:, :, :], float64, "
@@ -67,17 +105,5 @@ def pose_into(
         out_quats[i, 1] = qx / norm
         out_quats[i, 2] = qy / norm
         out_quats[i, 3] = qz / norm
-        for c in range(3):
-            out_sh[i, 0, c] = sh[i, 0, c]
-        for band in range(1, degree + 1):
-            first, width = band * band, 2 * band + 1
-            for a in range(first, first + width):
-                r, g, b = 0.0, 0.0, 0.0
-                for j in range(first, first + width):
-                    d = sh_block[a, j]
-                    r += d * sh[i, j, 0]
-                    g += d * sh[i, j, 1]
-                    b += d * sh[i, j, 2]
-                out_sh[i, a, 0] = r
-                out_sh[i, a, 1] = g
-                out_sh[i, a, 2] = b
+    _rotate_sh_into(sh, sh_block, degree, out_sh)
+
