@@ -38,7 +38,8 @@ class PreparedAsset:
 
 @dataclass(frozen=True)
 class FrameImages:
-    """Rendered planes of one frame, as CPU numpy arrays.
+    """Rendered planes of one frame, as CPU numpy arrays (possibly strided views of the
+    rasterizer's output).
 
     Attributes:
         rgb: ``[H, W, 3]`` float32 composited colour (background included), not clipped.
@@ -95,13 +96,16 @@ def prepare_asset(scenario: Scenario, name: str, device: torch.device) -> Prepar
 
 
 class FrameRenderer:
-    """Renders scenario frames; caches posed objects whose pose did not change.
+    """Renders scenario frames; caches posed objects whose pose did not change, and keeps
+    the rasterizer's input arrays between frames (only moved objects' rows are copied
+    again). Not for concurrent use: one renderer renders one frame at a time.
 
     Args:
         scenario: the validated scenario.
         assets: from :func:`prepare_assets`, on ``device``.
         device: the torch device to render on.
-        backend: rasterizer backend ("auto" picks gsplat on CUDA, torch elsewhere).
+        backend: rasterizer backend ("auto": gsplat on CUDA, numba on the CPU, torch
+            elsewhere; :func:`gs_backend.raster.resolve_backend`).
     """
 
     def __init__(self, scenario: Scenario, assets: dict[str, PreparedAsset],
@@ -112,6 +116,7 @@ class FrameRenderer:
         self.backend = backend
         self.num_instances = len(scenario.instances)
         self._pose_cache: dict[str, tuple[bytes, Gaussians]] = {}
+        self._composite: _Composite | None = None
 
     def posed(self, object_name: str, pose: Similarity) -> Gaussians:
         """The object's Gaussians in world coordinates for this pose (cached by pose)."""
@@ -124,6 +129,21 @@ class FrameRenderer:
         self._pose_cache[object_name] = (key, posed)
         return posed
 
+    def _composite_for(self, posed: dict[str, Gaussians]) -> _Composite:
+        """The rasterizer's input arrays for these posed objects (in this order): the
+        previous frame's when the same objects are present, with the rows of the objects
+        whose posed Gaussians changed copied again; new ones otherwise."""
+        names = tuple(posed)
+        composite = self._composite
+        if composite is None or composite.names != names:
+            composite = _Composite.allocate(
+                self.scenario, posed, self.num_instances, self.device)
+            self._composite = composite
+        for name, g in posed.items():
+            if composite.sources.get(name) is not g:
+                composite.copy_geometry(name, g)
+        return composite
+
     def render(self, frame: FrameSpec) -> FrameImages:
         scenario, out = self.scenario, self.scenario.output
         cam = frame.camera
@@ -132,29 +152,29 @@ class FrameRenderer:
         camera_center = torch.as_tensor(
             cam.center, dtype=torch.float32, device=self.device)
 
-        # Per object: its posed Gaussians, its colours at its own SH degree (no padding
-        # of low-degree assets) and its weight channels; concatenated once.
-        parts: list[Gaussians] = []
-        features: list[Tensor] = []
+        # Per object: its posed Gaussians, written into the frame's composite (reused
+        # while the same objects are present; only moved objects are copied again), its
+        # colours at its own SH degree (no padding of low-degree assets) straight into the
+        # colour columns of the feature array, whose weight channels are set once.
+        posed = {name: self.posed(name, frame.similarities[name])
+                 for name in scenario.objects if name in frame.poses}
         present_parts: dict[int, list[Gaussians]] = {}
         K_inst = self.num_instances
-        for name, obj in scenario.objects.items():
-            if name not in frame.poses:
-                continue
-            g = self.posed(name, frame.similarities[name])
-            weights = torch.zeros(g.count, K_inst, dtype=torch.float32, device=self.device)
-            if obj.instance_id is not None:
-                weights[:, obj.instance_id - 1] = 1.0
-                present_parts.setdefault(obj.instance_id, []).append(g)
-            parts.append(g)
-            features.append(torch.cat([gaussian_colors(g.sh, g.means, camera_center), weights],
-                                      dim=1))
+        for name, g in posed.items():
+            instance_id = scenario.objects[name].instance_id
+            if instance_id is not None:
+                present_parts.setdefault(instance_id, []).append(g)
 
         bg = torch.zeros(3 + K_inst, dtype=torch.float32, device=self.device)
         bg[:3] = torch.as_tensor(scenario.render.background, dtype=torch.float32)
-        if parts:
+        if posed:
+            composite = self._composite_for(posed)
+            for name, g in posed.items():
+                gaussian_colors(g.sh, g.means, camera_center,
+                                out=composite.features[composite.rows[name], :3])
             result = rasterize(
-                *_geometry(parts), torch.cat(features), viewmat, K, cam.width, cam.height,
+                composite.means, composite.quats, composite.scales, composite.opacities,
+                composite.features, viewmat, K, cam.width, cam.height,
                 background=bg, near=scenario.render.near, far=scenario.render.far,
                 antialiased=scenario.render.antialiased, with_depth=out.depth,
                 backend=self.backend)
@@ -187,6 +207,67 @@ class FrameRenderer:
         )
 
 
+@dataclass
+class _Composite:
+    """One frame's rasterizer input: the present objects' Gaussians one after another.
+
+    Attributes:
+        names: the objects, in scenario order.
+        rows: object name -> its rows.
+        means, quats, scales, opacities: ``[N, 3]``, ``[N, 4]``, ``[N, 3]``, ``[N]``.
+        features: ``[N, 3 + K]`` float32: colours (written per frame), then one weight
+            channel per instrument instance (1 in its own channel, set once).
+        sources: object name -> the posed Gaussians its rows hold now.
+    """
+
+    names: tuple[str, ...]
+    rows: dict[str, slice]
+    means: Tensor
+    quats: Tensor
+    scales: Tensor
+    opacities: Tensor
+    features: Tensor
+    sources: dict[str, Gaussians] = field(default_factory=dict)
+
+    @staticmethod
+    def allocate(scenario: Scenario, posed: dict[str, Gaussians], num_instances: int,
+                 device: torch.device) -> _Composite:
+        rows: dict[str, slice] = {}
+        n = 0
+        for name, g in posed.items():
+            rows[name] = slice(n, n + g.count)
+            n += g.count
+        dtype = next(iter(posed.values())).means.dtype
+
+        def empty(*shape: int) -> Tensor:
+            return torch.empty(*shape, dtype=dtype, device=device)
+
+        features = torch.zeros(n, 3 + num_instances, dtype=torch.float32, device=device)
+        for name in posed:
+            instance_id = scenario.objects[name].instance_id
+            if instance_id is not None:
+                features[rows[name], 3 + instance_id - 1] = 1.0
+        return _Composite(tuple(posed), rows, empty(n, 3), empty(n, 4), empty(n, 3),
+                          empty(n), features)
+
+    def copy_geometry(self, name: str, g: Gaussians) -> None:
+        """Copy the geometry of ``g`` (object ``name`` posed) into its rows."""
+        rows = self.rows[name]
+        for dst, src in ((self.means, g.means), (self.quats, g.quats),
+                         (self.scales, g.scales), (self.opacities, g.opacities)):
+            _copy(dst[rows], src)
+        self.sources[name] = g
+
+
+def _copy(dst: Tensor, src: Tensor) -> None:
+    """``dst.copy_(src)``; on the CPU by numpy, one thread (an eager torch copy of this
+    size is a parallel region, which stalls on a busy machine)."""
+    if dst.device.type == "cpu" and src.device.type == "cpu" and dst.dtype == src.dtype:
+        np.copyto(dst.numpy(), src.detach().numpy())
+    else:
+        dst.copy_(src)
+
+
 def _geometry(parts: list[Gaussians]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """means ``[N, 3]``, quats ``[N, 4]``, scales ``[N, 3]``, opacities ``[N]`` of ``parts``
     joined (what the rasterizer reads; the SH are not copied)."""
@@ -196,4 +277,10 @@ def _geometry(parts: list[Gaussians]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def _numpy(t: Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float32).contiguous().numpy()
+    """``t`` as a float32 CPU array: a view (maybe strided) of a float32 CPU tensor, no
+    copy (every rasterizer call returns fresh tensors, so the view stays valid while the
+    writers read it); a copy from any other device or dtype."""
+    t = t.detach()
+    if t.device.type != "cpu" or t.dtype != torch.float32:
+        t = t.to("cpu", torch.float32)
+    return t.numpy()

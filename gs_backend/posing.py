@@ -13,12 +13,13 @@ Quaternions are wxyz (Hamilton convention), as in gsplat and the Inria PLY.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from gs_backend.gaussians import Gaussians
-from gs_backend.sh_rotation import rotate_sh
+from gs_backend.sh_rotation import rotate_sh, sh_rotation_block
 from gs_contract.pose import Similarity
 
 
@@ -78,20 +79,48 @@ def pose_gaussians(g: Gaussians, pose: Similarity) -> Gaussians:
     """Move Gaussians from asset coordinates to world by ``pose``.
 
     mean -> s R mean + t; quat -> normalise(q_R * quat); scale -> s * scale;
-    opacities unchanged; SH rotated so that colour(d) = colour_local(R^T d).
-    Works on ``g``'s device and dtype. The exact identity returns ``g`` itself.
+    opacities unchanged (the same tensor); SH rotated so that colour(d) = colour_local(R^T d).
+    Works on ``g``'s device and dtype: float32 on the CPU runs one compiled loop
+    (:func:`gs_backend.posing_numba.pose_into`), anything else eager torch ops. The exact
+    identity returns ``g`` itself.
     """
     if pose.is_identity():
         return g
-    dtype, device = g.means.dtype, g.means.device
     rotation64 = torch.as_tensor(pose.rotation, dtype=torch.float64)  # no copy
+    rotation_quat = rotation_matrix_to_quat(rotation64)
+    if _compiled_path(g):
+        return _pose_compiled(g, pose, rotation64, rotation_quat)
+    dtype, device = g.means.dtype, g.means.device
     rotation = rotation64.to(device=device, dtype=dtype)
     translation = torch.as_tensor(pose.translation, dtype=dtype, device=device)
     means = torch.addmm(translation, g.means, rotation.T, alpha=pose.scale)
-    rotation_quat = rotation_matrix_to_quat(rotation64)
     quats = F.normalize(
         quat_multiply(rotation_quat.to(device=device, dtype=dtype), g.quats), dim=-1
     )
     scales = g.scales * pose.scale
     sh = rotate_sh(g.sh, rotation64)
     return Gaussians(means, quats, scales, g.opacities, sh)
+
+
+def _compiled_path(g: Gaussians) -> bool:
+    """True when the numba kernel poses ``g``: float32 tensors on the CPU."""
+    return g.device.type == "cpu" and g.means.dtype == torch.float32
+
+
+def _pose_compiled(g: Gaussians, pose: Similarity, rotation64: Tensor,
+                   rotation_quat: Tensor) -> Gaussians:
+    """:func:`pose_gaussians` for float32 CPU Gaussians, by the numba kernel."""
+    from gs_backend.posing_numba import pose_into
+
+    def arr(t: Tensor) -> np.ndarray:
+        return t.detach().contiguous().numpy()
+
+    posed = Gaussians(torch.empty_like(g.means), torch.empty_like(g.quats),
+                      torch.empty_like(g.scales), g.opacities,
+                      torch.empty(g.sh.shape, dtype=torch.float32))
+    block = sh_rotation_block(rotation64, g.sh_degree)  # also checks the rotation
+    pose_into(arr(g.means), arr(g.quats), arr(g.scales), arr(g.sh), float(pose.scale),
+              rotation64.numpy(), np.asarray(pose.translation, dtype=np.float64),
+              rotation_quat.numpy(), block.numpy(), g.sh_degree, posed.means.numpy(),
+              posed.quats.numpy(), posed.scales.numpy(), posed.sh.numpy())
+    return posed

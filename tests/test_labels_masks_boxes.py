@@ -92,6 +92,14 @@ def test_strided_and_float64_inputs():
     np.testing.assert_array_equal(visible_instance_map(weights, 0.4), expected)
     np.testing.assert_array_equal(visible_instance_map(weights > 0.5, 0.4),
                                   reference_instance_map((weights > 0.5).astype(np.float32), 0.4))
+    # float32 weight columns of a wider array (the renderer's RGB + weights planes), NaN too
+    planes32 = planes.astype(np.float32)
+    planes32[0, :3, 4] = np.nan
+    before = planes32.copy()
+    columns = planes32[..., 3:]
+    expected = reference_instance_map(columns, 0.4)
+    np.testing.assert_array_equal(visible_instance_map(columns, 0.4), expected)
+    np.testing.assert_array_equal(planes32, before)
 
 
 def test_many_channels_beyond_opencv_split_limit():

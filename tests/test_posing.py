@@ -13,6 +13,7 @@ from gsplat.cuda._torch_impl import (
     _spherical_harmonics,
 )
 
+from gs_backend import posing
 from gs_backend.gaussians import Gaussians
 from gs_backend.posing import (
     pose_gaussians,
@@ -72,6 +73,15 @@ POSES = {
 }
 
 
+@pytest.fixture(params=["numba", "torch"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which implementation poses float32 CPU Gaussians: the compiled loop (the default
+    there) or the eager torch ops (what other devices run)."""
+    if request.param == "torch":
+        monkeypatch.setattr(posing, "_compiled_path", lambda g: False)
+    return request.param
+
+
 @pytest.mark.parametrize("name", sorted(POSES))
 def test_posed_covariance_and_mean(name: str) -> None:
     scale, rotation, translation = POSES[name]
@@ -91,10 +101,33 @@ def test_posed_covariance_and_mean(name: str) -> None:
     assert torch.equal(posed.opacities, g.opacities)
 
 
+@pytest.mark.parametrize("name", sorted(POSES))
+def test_posed_covariance_and_mean_float32(name: str, path: str) -> None:
+    scale, rotation, translation = POSES[name]
+    pose = similarity_from_matrix(
+        pose_matrix(scale, rotation, translation), source=SOURCE, field=FIELD
+    )
+    g = random_gaussians(3000, 3, seed=5)
+    posed = pose_gaussians(g, pose)
+    assert all(t.dtype == torch.float32 for t in posed._fields())
+    assert posed.opacities is g.opacities
+    r = torch.from_numpy(rotation)
+    g64, posed64 = g.to(torch.float64), posed.to(torch.float64)
+    covar, _ = _quat_scale_to_covar_preci(g64.quats, g64.scales, compute_preci=False)
+    posed_covar, _ = _quat_scale_to_covar_preci(posed64.quats, posed64.scales,
+                                                compute_preci=False)
+    expected_covar = scale**2 * r @ covar @ r.T
+    assert (posed_covar - expected_covar).abs().max().item() <= 1e-6 * scale**2 * 0.11**2 * 10
+    expected_means = scale * g64.means @ r.T + torch.tensor(translation, dtype=torch.float64)
+    assert (posed64.means - expected_means).abs().max().item() <= 2e-6 * 10 * scale
+    assert torch.allclose(posed.scales, scale * g.scales, rtol=1e-6, atol=0)
+    assert (posed64.quats.norm(dim=-1) - 1).abs().max().item() <= 1e-6
+
+
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])
 @pytest.mark.parametrize("name", sorted(POSES))
 def test_posed_colour_equals_local_colour_along_rotated_back_direction(
-    name: str, degree: int
+    name: str, degree: int, path: str
 ) -> None:
     """A camera at c in world sees posed Gaussian i along d = m'_i - c; the local
     camera c_local = R^T (c - t) / s sees the original along R^T d / s."""
@@ -114,6 +147,11 @@ def test_posed_colour_equals_local_colour_along_rotated_back_direction(
     local_camera = (camera - torch.tensor(translation).float()) @ r / scale
     expected_again = _spherical_harmonics(degree, g.means - local_camera, g.sh)
     assert (seen - expected_again).abs().max().item() <= 1e-4
+
+
+def test_compiled_path_poses_float32_cpu_gaussians_only() -> None:
+    assert posing._compiled_path(random_gaussians(4, 1, seed=1))
+    assert not posing._compiled_path(random_gaussians(4, 1, seed=1).to(torch.float64))
 
 
 def test_identity_pose_returns_the_input_values() -> None:

@@ -296,6 +296,31 @@ def crossing(tmp_path_factory) -> tuple[Spec, Path, dict[str, Any]]:
     return spec, out, frames
 
 
+@pytest.fixture(scope="module")
+def coming_and_going(tmp_path_factory) -> tuple[Spec, Path, dict[str, Any]]:
+    """Instruments leave, come back and move while others stay put, over consecutive
+    frames of one render (the renderer reuses what did not change between frames)."""
+    lower_a = Pose(1.0, axis_angle_quat((0.1, 0.2, 1.0), 25.0), (0.0, 0.0, 0.08))
+    upper_a = Pose(1.2, axis_angle_quat((0.2, 0.3, 1.0), 100.0), (0.02, -0.01, 0.22))
+    upper_b = Pose(0.8, axis_angle_quat((0.5, -0.3, 1.0), 160.0), (-0.03, 0.02, 0.2))
+    upper_d = Pose(1.1, axis_angle_quat((0.0, 0.4, 1.0), 60.0), (0.04, 0.03, 0.18))
+    camera = look_at((0.1, -0.2, 0.9), (0.0, 0.0, 0.1))
+    spec = Spec(
+        assets={"tissue": tissue_asset(), "rod_a": tool_asset(31, (0.7, 0.7, 0.6)),
+                "rod_b": tool_asset(41, (0.3, 0.5, 0.8))},
+        objects={"scene": "tissue", "lower": "rod_a", "upper": "rod_b"},
+        frames={
+            "frame_a": (camera, {"scene": TISSUE_POSE, "lower": lower_a, "upper": upper_a}),
+            "frame_b": (camera, {"scene": TISSUE_POSE, "upper": upper_b}),
+            "frame_c": (look_at((-0.1, 0.1, 0.85), (0.0, 0.0, 0.1)),
+                        {"scene": TISSUE_POSE, "lower": lower_a, "upper": upper_b}),
+            "frame_d": (camera, {"scene": TISSUE_POSE, "lower": lower_a, "upper": upper_d}),
+        },
+    )
+    out, frames = render(spec, tmp_path_factory.mktemp("coming_and_going"), {})
+    return spec, out, frames
+
+
 # --- checks ---------------------------------------------------------------------------------
 
 
@@ -347,7 +372,7 @@ def check_visible_mask(expected: ReferenceImage, mask: np.ndarray, instances: in
 # --- tests ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scene", ["shiny", "crossing"])
+@pytest.mark.parametrize("scene", ["shiny", "crossing", "coming_and_going"])
 def test_image_pixels_match_independent_render(scene, request):
     spec, out, frames = request.getfixturevalue(scene)
     for name in spec.frames:
@@ -358,7 +383,7 @@ def test_image_pixels_match_independent_render(scene, request):
         check_rgb(expected, read_png(out / frames[name]["image"]))
 
 
-@pytest.mark.parametrize("scene", ["shiny", "crossing"])
+@pytest.mark.parametrize("scene", ["shiny", "crossing", "coming_and_going"])
 def test_visible_mask_matches_independent_weights(scene, request):
     spec, out, frames = request.getfixturevalue(scene)
     for name in spec.frames:

