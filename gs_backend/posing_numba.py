@@ -9,7 +9,7 @@ loop applies them to every Gaussian in float64 from float32 inputs, serially (se
 barrier that a descheduled thread stalls on a busy machine).
 
 Compiled code is cached on disk like the rasterizer's kernels
-(:func:`gs_backend.raster.numba_kernels._ensure_cache_location`).
+(:func:`gs_backend.raster.numba_cache.ensure_cache_location`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import math
 import numba
 import numpy as np
 
-from gs_backend.raster.numba_kernels import _ensure_cache_location
+from gs_backend.raster.numba_cache import ensure_cache_location
 
-_ensure_cache_location()
+ensure_cache_location()
 
 _QUAT_NORM_EPS = 1e-12
 """Guard of the quaternion normalisation (torch.nn.functional.normalize's default)."""

@@ -13,7 +13,7 @@ contract 3). It writes into a caller's array, so colours go straight into a colu
 slice of the rasterizer's feature array.
 
 Compiled code is cached on disk like the rasterizer's kernels
-(:func:`gs_backend.raster.numba_kernels._ensure_cache_location`).
+(:func:`gs_backend.raster.numba_cache.ensure_cache_location`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from gs_backend.gaussians import SH_C0
-from gs_backend.raster.numba_kernels import _ensure_cache_location
+from gs_backend.raster.numba_cache import ensure_cache_location
 from gs_backend.sh import (
     NORMALIZE_EPS,
     SH_C1,
@@ -38,7 +38,7 @@ from gs_backend.sh import (
     SH_C3E,
 )
 
-_ensure_cache_location()
+ensure_cache_location()
 
 
 _CHUNK = 64
