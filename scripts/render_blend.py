@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -121,9 +122,14 @@ def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespa
     except process_mod.BackendError as exc:
         return ExitCode.INTERNAL, str(exc)
     log(f"rendering into {out_dir} with {job.process.argv[0]}")
+    _FRAME_TIMES.clear()
     jobs.run_render_job_blocking(context, job, on_events=_log_events,
                                  interrupt_grace=STOP_GRACE_S)
     state = job.process.state
+    if len(_FRAME_TIMES) >= 3:
+        rate = (len(_FRAME_TIMES) - 1) / max(_FRAME_TIMES[-1] - _FRAME_TIMES[0], 1e-9)
+        log(f"  {rate:.1f} labelled frames/s from the first frame to the last "
+            f"({len(_FRAME_TIMES)} frames; loading and the first frame excluded)")
     if state.succeeded:
         text = state.summary.text() if state.summary else f"{state.done} frames"
         return ExitCode.OK, f"{text} -> {out_dir}"
@@ -134,9 +140,15 @@ def render_open_blend(package: ModuleType, out_dir: Path, args: argparse.Namespa
     return code, f"render failed: {state.error}"
 
 
+_FRAME_TIMES: list[float] = []
+"""When each frame event of the current render arrived (for the frame rate)."""
+
+
 def _log_events(events: list[Event]) -> None:
-    """Stream the backend's progress to stderr."""
+    """Stream the backend's progress to stderr; note when frames arrive."""
     for event in events:
+        if isinstance(event, FrameEvent):
+            _FRAME_TIMES.append(time.perf_counter())
         if isinstance(event, StartEvent) and event.skipped:
             log(f"  resuming: {event.skipped} of {event.total} frames done")
         elif isinstance(event, FrameEvent):
