@@ -317,7 +317,7 @@ def worker(path: str, n: int, width: int, height: int, channels: int, frames: in
                "peak_rss_mib": peak_rss_mib()}
     if stats is not None:
         summary.update(visible=stats.visible, pairs=stats.pairs, evaluated=stats.evaluated,
-                       contributed=stats.contributed)
+                       contributed=stats.contributed, lanes=stats.lanes)
     return summary
 
 
@@ -352,7 +352,8 @@ def describe(r: dict) -> str:
             f"peak RSS {r['peak_rss_mib']:.0f} MiB")
     if "evaluated" in r:
         line += (f", pairs {r['pairs']}, evaluated {r['evaluated']}, contributing "
-                 f"{r['contributed'] / max(r['evaluated'], 1):.1%}")
+                 f"{r['contributed'] / max(r['evaluated'], 1):.1%}, vector lanes "
+                 f"{r['lanes']} ({r['evaluated'] / max(r['lanes'], 1):.0%} of them evaluated)")
     return line
 
 

@@ -44,6 +44,9 @@ def test_only_pixels_inside_the_ellipse_are_evaluated() -> None:
     assert stats.visible == 1 and stats.contributed == inside
     assert inside > 100  # an elongated ellipse, far smaller than its 8x8-tile box
     assert stats.evaluated - stats.contributed <= 4
+    # Whole 8-pixel vectors are computed: at least the evaluated pixels, at most
+    # the rows it reaches times two 8-column groups per tile.
+    assert stats.lanes % 8 == 0 and stats.evaluated <= stats.lanes <= stats.pairs * 64
     # The box of tiles it is listed in holds many more pixels than it shades.
     assert stats.pairs * 64 > 1.5 * inside
 

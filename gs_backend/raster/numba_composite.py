@@ -154,13 +154,14 @@ def composite(
     colors_out: np.ndarray,  # [H, W, D] float32, written
     alphas_out: np.ndarray,  # [H, W] float32, written
     depth_out: np.ndarray,  # [H, W] float32, written when with_depth
-    stats: np.ndarray,  # [tiles, 2] int64, written when count: pairs evaluated, used
+    stats: np.ndarray,  # [tiles, 3] int64, when count: pairs evaluated, used; lanes computed
 ) -> None:
     """Front-to-back compositing of every tile, one tile per parallel iteration.
 
     A splat shades the lanes of its rows (``reach_y``) in the column groups its
     columns (``reach_x``) touch; ``evaluated`` counts the live pixels inside its
-    ``reach2`` ellipse, ``used`` those composited. Stopped pixels are trimmed
+    ``reach2`` ellipse, ``used`` those composited, ``lanes_computed`` the vector lanes
+    run (inside or not). Stopped pixels are trimmed
     from runs every ``LIVENESS_PERIOD`` splats (see there).
     """
     n_feat = features.shape[1]
@@ -195,6 +196,7 @@ def composite(
         used = np.zeros(n_pix, dtype=np.int32)
         vector_live = np.empty(n_vectors, dtype=np.int64)
         first, end = tile_offsets[tile], tile_offsets[tile + 1]
+        lanes_computed = 0
         for entry in range(first, end):
             if (entry - first) % LIVENESS_PERIOD == 0:
                 if _count_live(trans, vector_live) == 0:
@@ -238,6 +240,7 @@ def composite(
                 lo = v_lo * LANES
                 hi = (v_hi + 1) * LANES
                 lo_u, hi_u = np.uint64(lo), np.uint64(hi)
+                lanes_computed += hi - lo
                 if count:  # two inlined copies: the counters cost nothing when not asked for
                     _shade_run(trans, weight, evaluated, used, xs, ys, lo_u, hi_u, True,
                                p32, q32, r32, cu, cv, opacity, half_reach2)
@@ -254,6 +257,7 @@ def composite(
         if count:
             stats[tile, 0] = evaluated.sum()
             stats[tile, 1] = used.sum()
+            stats[tile, 2] = lanes_computed
         for yy in range(rows):
             for xx in range(cols):
                 group = xx // GROUP_COLS

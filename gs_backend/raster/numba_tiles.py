@@ -67,12 +67,15 @@ class RasterStats:
         pairs: (tile, Gaussian) pairs in the tile lists.
         evaluated: (pixel, Gaussian) pairs whose alpha was computed.
         contributed: (pixel, Gaussian) pairs composited into the image.
+        lanes: (pixel, Gaussian) pairs computed in 8-pixel vectors, whether inside the
+            ellipse and live or not (``evaluated / lanes`` = the vector lanes' use).
     """
 
     visible: int
     pairs: int
     evaluated: int
     contributed: int
+    lanes: int
 
 
 def default_threads() -> int:
@@ -238,10 +241,10 @@ def _render(
     rgb = np.empty((height, width, background.shape[0]), dtype=np.float32)
     alphas = np.empty((height, width), dtype=np.float32)
     depth = np.empty((height, width) if with_depth else (0, 0), dtype=np.float32)
-    stats = np.zeros((n_tiles, 2), dtype=np.int64)
+    stats = np.zeros((n_tiles, 3), dtype=np.int64)
     composite(splats, splat_features, tile_offsets, tile_lists, tile_order, tile_size, tiles_x,
               width, height, background, with_depth, count, rgb, alphas, depth, stats)
-    evaluated, contributed = stats.sum(axis=0)
+    evaluated, contributed, lanes = stats.sum(axis=0)
     return rgb, alphas, depth, RasterStats(visible=m, pairs=pairs,
                                            evaluated=int(evaluated),
-                                           contributed=int(contributed))
+                                           contributed=int(contributed), lanes=int(lanes))
