@@ -215,10 +215,9 @@ def bin_splats(
     ids = np.empty(m, dtype=np.int64)
     row_keys = np.empty(m, dtype=np.uint64)
     pair_rows = np.empty(pairs, dtype=np.int32)  # rows < 2**31
-    kernels.scatter_splats(table, table.view(np.uint64), features, home, spans,
-                           chunk_starts,
-                           tile_size, tiles_x, with_depth, row_cursor, pair_cursor,
-                           splats, splat_features, ids, row_keys, pair_rows)
+    kernels.scatter_splats(table, table.view(np.uint64), home, spans, chunk_starts, tile_size,
+                           tiles_x, row_cursor, pair_cursor, ids, row_keys, pair_rows)
+    kernels.gather_splats(table, features, ids, with_depth, n_chunks, splats, splat_features)
     # Longest lists first, so the last tiles handed out are short ones.
     tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
     tile_lists = np.empty(pairs, dtype=np.int64)
