@@ -138,3 +138,36 @@ def test_vectorised_exp_is_float32_accurate() -> None:
     assert (np.abs(got - want) <= 3 * ulp).all(), float((np.abs(got - want) / ulp).max())
     assert evaluate(np.array([0.0], np.float32))[0] == 1.0
     assert 0.0 <= evaluate(np.array([-200.0], np.float32))[0] < 1e-37
+
+
+def test_balanced_order_splits_work_evenly_into_numbas_blocks() -> None:
+    """Tiles are ordered so that numba's contiguous per-thread blocks carry similar
+    work: every tile once, each block heaviest first, loads within the largest cost."""
+    from itertools import pairwise
+
+    import numba
+    import numpy as np
+
+    from gs_backend.raster.numba_tiles import balanced_order
+
+    rng = np.random.default_rng(3)
+    costs = (rng.pareto(1.0, 1201) * 50).astype(np.int64)
+    for threads in (1, 2, 3):
+        order = balanced_order(costs, threads)
+        assert sorted(order.tolist()) == list(range(costs.size))
+        sizes = [costs.size // threads + (b < costs.size % threads) for b in range(threads)]
+        bounds = np.cumsum([0, *sizes])
+        loads = [costs[order[a:b]].sum() for a, b in pairwise(bounds)]
+        assert max(loads) - min(loads) <= costs.max()
+        for a, b in pairwise(bounds):
+            assert (np.diff(costs[order[a:b]]) <= 0).all()
+
+    @numba.njit(parallel=True)
+    def thread_of_iteration(out: np.ndarray) -> None:
+        for i in numba.prange(out.shape[0]):
+            out[i] = numba.get_thread_id()
+
+    # The premise: numba runs a prange as contiguous, equal blocks, one per thread.
+    owner = np.zeros(1201, dtype=np.int64)
+    thread_of_iteration(owner)
+    assert (np.diff(owner) >= 0).all()

@@ -21,8 +21,9 @@ rules, computed differently:
 
 Threads: one parallel region per stage and frame, so a thread descheduled on a
 busy machine costs its own share only. The thread count is numba's
-(``NUMBA_NUM_THREADS``, default: all cores), or ``threads`` per call; tiles are
-handed out dynamically, longest lists first. Calls are serialised by a lock
+(``NUMBA_NUM_THREADS``, default: all cores), or ``threads`` per call; numba splits
+each loop into one contiguous block per thread, so the tile loops visit tiles in an
+order that balances the blocks (:func:`balanced_order`). Calls are serialised by a lock
 (numba's thread pool serves one parallel region at a time per process anyway).
 """
 
@@ -46,8 +47,6 @@ TILE_SIZE = 16
 """Tile edge in pixels (gsplat's). Only pixels inside a splat's ellipse are evaluated,
 whatever the tile size, so larger tiles only save per-tile work: 16 was ~20 % faster
 than 8 on the benchmark scene, and still gives 1,200 tiles at 640x480 to share out."""
-TILES_PER_CHUNK = 2
-"""Tiles handed to a thread at a time (dynamic scheduling)."""
 CHUNKS_PER_THREAD = 4
 """Projection and binning split the Gaussians into this many chunks per thread."""
 MIN_CHUNK = 4096
@@ -142,11 +141,10 @@ def _rasterize(
                                                                        default_threads()))
     with _LOCK:
         numba.set_num_threads(n_threads)
-        with numba.parallel_chunksize(TILES_PER_CHUNK):
-            out = _render(host(means), host(quats), host(scales), host(opacities), host(colors),
-                          host(viewmat, torch.float64), host(K, torch.float64), int(width),
-                          int(height), bg, float(near), float(far), float(eps2d),
-                          bool(antialiased), bool(with_depth), int(tile_size), bool(count))
+        out = _render(host(means), host(quats), host(scales), host(opacities), host(colors),
+                      host(viewmat, torch.float64), host(K, torch.float64), int(width),
+                      int(height), bg, float(near), float(far), float(eps2d),
+                      bool(antialiased), bool(with_depth), int(tile_size), bool(count))
     rgb, alphas, depth, stats = out
 
     def back(a: np.ndarray) -> Tensor:
@@ -169,7 +167,8 @@ class Binning(NamedTuple):
             ``tile_lists[tile_offsets[t]:tile_offsets[t + 1]]``.
         tile_lists: ``[pairs]`` int64 rows of ``splats``, each tile's front to back
             (centre depth, ties by Gaussian index).
-        tile_order: ``[tiles]`` int64: tiles by decreasing list length (ties by index).
+        tile_order: ``[tiles]`` int64: the order the tile loops visit tiles in
+            (:func:`balanced_order` of the list lengths).
     """
 
     splats: np.ndarray
@@ -178,6 +177,40 @@ class Binning(NamedTuple):
     tile_offsets: np.ndarray
     tile_lists: np.ndarray
     tile_order: np.ndarray
+
+
+@numba.njit(cache=True)
+def balanced_order(costs: np.ndarray, n_threads: int) -> np.ndarray:
+    """Tiles ``[T]`` in the order a ``prange`` over them should visit them so that each
+    thread gets a similar share of ``costs`` (``[T]``, e.g. list lengths).
+
+    numba splits a ``prange`` into ``n_threads`` contiguous blocks of equal count (the
+    first ``T % n_threads`` one longer) whatever the chunk size asked for (measured with
+    numba 0.68 and the OpenMP and workqueue layers), so the heaviest tiles are dealt,
+    in decreasing cost, to the block with the least cost so far that still has room;
+    each block keeps its tiles heaviest first.
+    """
+    by_cost = np.argsort(-costs, kind="mergesort")  # stable: ties by tile index
+    n = by_cost.shape[0]
+    n_threads = max(1, min(n_threads, n))
+    size = np.empty(n_threads, dtype=np.int64)
+    for b in range(n_threads):
+        size[b] = n // n_threads + (1 if b < n % n_threads else 0)
+    start = np.zeros(n_threads + 1, dtype=np.int64)
+    for b in range(n_threads):
+        start[b + 1] = start[b] + size[b]
+    filled = np.zeros(n_threads, dtype=np.int64)
+    load = np.zeros(n_threads, dtype=np.float64)
+    order = np.empty(n, dtype=np.int64)
+    for tile in by_cost:
+        best = -1
+        for b in range(n_threads):
+            if filled[b] < size[b] and (best < 0 or load[b] < load[best]):
+                best = b
+        order[start[best] + filled[best]] = tile
+        filled[best] += 1
+        load[best] += costs[tile]
+    return order
 
 
 def bin_splats(
@@ -192,7 +225,8 @@ def bin_splats(
     tiles_x = -(-width // tile_size)
     tiles_y = -(-height // tile_size)
     n_tiles = tiles_x * tiles_y
-    # Gaussians in contiguous chunks, a few per thread (handed out dynamically).
+    # Gaussians in contiguous chunks, a few per thread (similar work: numba splits the
+    # chunk loop into one contiguous block per thread).
     n_chunks = max(1, min(CHUNKS_PER_THREAD * numba.get_num_threads(), n // MIN_CHUNK,
                           MAX_CHUNK_COUNTERS // n_tiles))
     chunk_starts = np.arange(n_chunks + 1, dtype=np.int64) * n // n_chunks
@@ -218,8 +252,7 @@ def bin_splats(
     kernels.scatter_splats(table, table.view(np.uint64), home, spans, chunk_starts, tile_size,
                            tiles_x, row_cursor, pair_cursor, ids, row_keys, pair_rows)
     kernels.gather_splats(table, features, ids, with_depth, n_chunks, splats, splat_features)
-    # Longest lists first, so the last tiles handed out are short ones.
-    tile_order = np.argsort(-np.diff(tile_offsets), kind="stable")
+    tile_order = balanced_order(np.diff(tile_offsets), numba.get_num_threads())
     tile_lists = np.empty(pairs, dtype=np.int64)
     sort_segments(tile_offsets, tile_order, row_keys, pair_rows, tile_lists)
     return Binning(splats, splat_features, ids, tile_offsets, tile_lists, tile_order)
