@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from gs_backend.raster.numba_cache import ensure_cache_location
-from gs_backend.raster.numba_intrinsics import float32_from_bits, prefetch
+from gs_backend.raster.numba_intrinsics import float32_from_bits
 from gs_backend.raster.numba_kernels import (
     ALPHA_THRESHOLD,
     CULL_PAD_PX,
@@ -42,8 +42,8 @@ from gs_backend.raster.numba_kernels import (
     ROOT_P,
     ROOT_Q,
     ROOT_R,
-    SPLAT_COLUMNS,
     TRANSMITTANCE_STOP,
+    prefetch_splat,
 )
 
 ensure_cache_location()
@@ -202,10 +202,7 @@ def composite(
                 if _count_live(trans, vector_live) == 0:
                     break
             if entry + PREFETCH_AHEAD < end:
-                ahead = tile_lists[entry + PREFETCH_AHEAD]
-                prefetch(table, ahead, 0)
-                prefetch(table, ahead, SPLAT_COLUMNS - 1)  # a row spans two cache lines
-                prefetch(features, ahead, 0)
+                prefetch_splat(table, features, tile_lists[entry + PREFETCH_AHEAD])
             g = tile_lists[entry]
             mean_x, mean_y = table[g, MEAN_X], table[g, MEAN_Y]
             p, q, r = table[g, ROOT_P], table[g, ROOT_Q], table[g, ROOT_R]

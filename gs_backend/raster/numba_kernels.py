@@ -70,6 +70,14 @@ _LOG_THRESHOLD = math.log(ALPHA_THRESHOLD)
 
 
 @numba.njit(cache=True, inline="always")
+def prefetch_splat(table: np.ndarray, features: np.ndarray, row: int) -> None:
+    """Prefetch row ``row`` of a splat table (two cache lines) and of its features."""
+    prefetch(table, row, 0)
+    prefetch(table, row, SPLAT_COLUMNS - 1)
+    prefetch(features, row, 0)
+
+
+@numba.njit(cache=True, inline="always")
 def _project_one(
     i: int, means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray,
     viewmat: np.ndarray, fx: float, fy: float, cx: float, cy: float, lim_x_pos: float,
@@ -359,10 +367,7 @@ def gather_splats(
         end = (part + 1) * m // n_parts
         for k in range(part * m // n_parts, end):
             if k + GATHER_AHEAD < end:
-                ahead = ids[k + GATHER_AHEAD]
-                prefetch(table, ahead, 0)
-                prefetch(table, ahead, SPLAT_COLUMNS - 1)  # a row spans two cache lines
-                prefetch(features, ahead, 0)
+                prefetch_splat(table, features, ids[k + GATHER_AHEAD])
             i = ids[k]
             for j in range(SPLAT_COLUMNS):
                 splats[k, j] = table[i, j]
