@@ -121,6 +121,9 @@ def wait_for_ctrl_c(out: Path, frame_name: str, total: int) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # Like gs_backend.interrupt.install: SIGINT means "stop" even when we were started
+    # with it ignored (a shell starts background jobs so, and children inherit that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     record_pid(args.out)

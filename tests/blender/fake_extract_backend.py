@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,9 @@ def crop(means: np.ndarray, document: dict) -> np.ndarray:
 
 
 def main(argv: list[str]) -> int:
+    # As gs_backend.interrupt.install: SIGINT means "stop" even if we were started with
+    # it ignored (a shell's background jobs are, and children inherit that).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse(argv)
     record = os.environ.get(RECORD_ENV)
     if record:
