@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from gs_backend.raster import rasterize
-from gs_backend.raster.numba_kernels import writable_folder
+from gs_backend.raster.numba_cache import writable_folder
 from gs_backend.raster.numba_tiles import rasterize_numba, rasterize_numba_with_stats
 from tests.raster_reference import random_scene
 

@@ -30,7 +30,6 @@ import numba
 import numpy as np
 
 from gs_backend.raster.numba_cache import ensure_cache_location
-from gs_backend.raster.numba_cache import writable_folder as writable_folder  # re-exported
 from gs_backend.raster.numba_intrinsics import prefetch
 from gs_backend.raster.numba_sort import depth_key
 
