@@ -1,11 +1,11 @@
 """Compiled compositing of the numba rasterizer: eight float32 lanes at a time.
 
-One parallel loop over tiles (longest lists first). A tile's pixels are stored in
-column groups of ``GROUP_COLS`` columns, each group row-major and contiguous, so
-the pixels a splat can reach (its rows, in the groups its columns touch) form a
-few contiguous runs; every run holds a whole number of 8-lane vectors (rows are
-taken in pairs), and LLVM compiles the branch-free loop over a run into AVX2 or
-NEON vectors. Per splat and pixel the rules are gsplat 1.5's (DESIGN contract 3):
+One parallel loop over tiles (in the order given: see numba_tiles.balanced_order).
+A tile's pixels are stored in groups of ``LANES`` columns, each group row-major and
+contiguous, so a vector is one row of a group and the pixels a splat can reach (its
+rows, in the groups its columns touch) form a few contiguous runs of whole vectors;
+LLVM compiles the branch-free loop over a run into AVX2 or NEON vectors. Per splat
+and pixel the rules are gsplat 1.5's (DESIGN contract 3):
 
     sigma = 0.5 ((p dx + q dy)^2 + (r dy)^2),  alpha = min(0.999, o exp(-sigma))
 
@@ -49,10 +49,8 @@ from gs_backend.raster.numba_kernels import (
 ensure_cache_location()
 
 LANES = 8
-"""Pixels per vector (AVX2: 8 float32)."""
-GROUP_COLS = 8
-"""Columns per contiguous pixel group; a vector covers two rows of a group."""
-GROUP_ROWS_STEP = LANES // GROUP_COLS
+"""Pixels per vector (AVX2: 8 float32), and columns per contiguous pixel group (4-column
+groups, two rows per vector, made more and shorter runs: slower)."""
 PREFETCH_AHEAD = 4
 """List entries between prefetching a splat's row and compositing it (2-8 were alike
 on the benchmark; compositing a 1M-Gaussian frame took ~35 % less time)."""
@@ -166,12 +164,10 @@ def composite(
     """
     n_feat = features.shape[1]
     n_colors = background.shape[0]
-    groups = -(-tile_size // GROUP_COLS)
-    rows_padded = -(-tile_size // GROUP_ROWS_STEP) * GROUP_ROWS_STEP
-    group_pix = rows_padded * GROUP_COLS
-    n_pix = groups * group_pix
-    group_vectors = group_pix // LANES
-    n_vectors = n_pix // LANES
+    groups = -(-tile_size // LANES)
+    group_pix = tile_size * LANES  # a group: tile_size rows (vectors) of LANES pixels
+    n_vectors = groups * tile_size
+    n_pix = n_vectors * LANES
     for k in numba.prange(tile_order.shape[0]):
         tile = tile_order[k]
         x0 = (tile % tiles_x) * tile_size
@@ -184,16 +180,16 @@ def composite(
         ys = np.empty(n_pix, dtype=np.float32)
         trans = np.empty(n_pix, dtype=np.float32)
         for i in range(n_pix):
-            group = i // group_pix
-            yy = (i - group * group_pix) // GROUP_COLS
-            xx = group * GROUP_COLS + (i - group * group_pix - yy * GROUP_COLS)
+            v = i // LANES  # vector = group * tile_size + row
+            yy = v % tile_size
+            xx = (v // tile_size) * LANES + i % LANES
             xs[i] = _F32(x0 - block_x + xx)
             ys[i] = _F32(y0 - block_y + yy)
             trans[i] = _F32(1.0) if (xx < cols and yy < rows) else _F32(-1.0)
         weight = np.zeros(n_pix, dtype=np.float32)
         accum = np.zeros(n_feat * n_pix, dtype=np.float32)  # channel-major
-        evaluated = np.zeros(n_pix, dtype=np.int32)
-        used = np.zeros(n_pix, dtype=np.int32)
+        evaluated = np.zeros(n_pix if count else 0, dtype=np.int32)
+        used = np.zeros(n_pix if count else 0, dtype=np.int32)
         vector_live = np.empty(n_vectors, dtype=np.int64)
         first, end = tile_offsets[tile], tile_offsets[tile + 1]
         lanes_computed = 0
@@ -216,18 +212,16 @@ def composite(
             col_hi = min(math.floor(centre_x + reach_x + CULL_PAD_PX), cols - 1)
             if row_lo > row_hi or col_lo > col_hi:
                 continue
-            vector_lo = row_lo // GROUP_ROWS_STEP
-            vector_hi = row_hi // GROUP_ROWS_STEP
             p32, q32, r32 = _F32(p), _F32(q), _F32(r)
             cu = _F32(p * (block_x + 0.5 - mean_x) + q * (block_y + 0.5 - mean_y))
             cv = _F32(r * (block_y + 0.5 - mean_y))
             opacity = _F32(table[g, OPACITY])
             half_reach2 = _F32(0.5 * reach2)
-            for group in range(col_lo // GROUP_COLS, col_hi // GROUP_COLS + 1):
+            for group in range(col_lo // LANES, col_hi // LANES + 1):
                 # The run: this group's vectors over the splat's rows, less the
                 # vectors at either end whose pixels have all stopped.
-                v_lo = group * group_vectors + vector_lo
-                v_hi = group * group_vectors + vector_hi
+                v_lo = group * tile_size + row_lo
+                v_hi = group * tile_size + row_hi
                 while v_lo <= v_hi and vector_live[v_lo] == 0:
                     v_lo += 1
                 while v_hi >= v_lo and vector_live[v_hi] == 0:
@@ -257,8 +251,7 @@ def composite(
             stats[tile, 2] = lanes_computed
         for yy in range(rows):
             for xx in range(cols):
-                group = xx // GROUP_COLS
-                i = group * group_pix + yy * GROUP_COLS + (xx - group * GROUP_COLS)
+                i = (xx // LANES) * group_pix + yy * LANES + xx % LANES
                 t = abs(trans[i])
                 py, px = y0 + yy, x0 + xx
                 for c in range(n_colors):
